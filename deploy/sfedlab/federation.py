@@ -1,0 +1,68 @@
+"""sfedd configuration for the lab: one Slurm pool per lab cluster."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from .lab import Lab
+
+__all__ = ["federation_config", "write_config"]
+
+
+def federation_config(
+    lab: Lab,
+    *,
+    store_url: str,
+    socket: Path,
+    ssh_pools: Collection[str] = (),
+    interval_s: float = 1.0,
+    name: str = "lab",
+    log_file: Path | None = None,
+    prices: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The lab's clusters as pools; those named in `ssh_pools` are reached through the lab sshd.
+
+    Prices default to a cheaper alpha, so that placement prefers it while it has room.
+    """
+    prices = prices or {"alpha": 1.0, "beta": 2.5}
+    pools: list[dict[str, Any]] = []
+    for spec in lab.clusters:
+        pool: dict[str, Any] = {
+            "name": spec.name,
+            "kind": "slurm",
+            "partition": spec.partition,
+            "slurm_conf": str(lab.conf_path(spec.name)),
+            "price_per_gpu_hour": prices.get(spec.name, 1.0),
+        }
+        if spec.name in ssh_pools:
+            endpoint = lab.ssh
+            pool["transport"] = "ssh"
+            pool["ssh"] = {
+                "host": endpoint.host,
+                "port": endpoint.port,
+                "user": endpoint.user,
+                "key": str(endpoint.client_key),
+                "known_hosts": str(endpoint.known_hosts),
+            }
+        pools.append(pool)
+    config: dict[str, Any] = {
+        "federation": {"name": name},
+        "store": {"url": store_url},
+        "server": {"socket": str(socket)},
+        "loop": {"interval_s": interval_s, "pool_timeout_s": 20.0},
+        "log": {"level": "info", "format": "json"},
+        "pools": pools,
+    }
+    if log_file is not None:
+        config["log"]["file"] = str(log_file)
+    return config
+
+
+def write_config(config: dict[str, Any], path: Path) -> Path:
+    """Write as YAML (JSON is valid YAML, and the standard library writes it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path

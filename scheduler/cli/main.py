@@ -1,0 +1,219 @@
+"""sfed: the federation's command line for users and admins.
+
+Every listing has --json. Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from scheduler.cli import format as fmt
+from scheduler.cli.client import Client, ClientError
+from scheduler.cli.submit_args import UsageError, add_sbatch_options, build_spec, unknown_option_message
+from scheduler.cli.timespec import parse_when
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+
+__all__ = ["main"]
+
+DEFAULT_ADDRESS = "unix:/run/sfed/sfed.sock"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line instead of usage + exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _json(message: Any) -> str:
+    return json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2)
+
+
+def _job_id(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise UsageError(f"not a job id: {text!r}")
+    return int(text)
+
+
+def cmd_pools(client: Client, args: argparse.Namespace) -> int:
+    response = client.admin.ListPools(pb.ListPoolsRequest())
+    print(_json(response) if args.json else fmt.pools_table(response.pools))
+    return 0
+
+
+def cmd_submit(client: Client, args: argparse.Namespace) -> int:
+    path = Path(args.script)
+    try:
+        script = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read script {args.script}: {exc.strerror}") from None
+    spec = build_spec(args, script, path.name)
+    response = client.federation.SubmitJob(pb.SubmitJobRequest(spec=spec, user=getpass.getuser()))
+    job_id = response.job_id
+    print(job_id if args.parsable else f"Submitted federation job {job_id}")
+    if not args.wait:
+        return 0
+    return _wait(client, job_id, quiet=args.parsable)
+
+
+def _wait(client: Client, job_id: int, *, quiet: bool) -> int:
+    """Follow the job to its end (sbatch --wait) and return its exit code."""
+    for event in client.federation.WatchJob(pb.WatchJobRequest(job_id=job_id)):
+        if not quiet:
+            print(fmt.event_line(event), file=sys.stderr)
+    job = client.federation.GetJob(pb.GetJobRequest(job_id=job_id))
+    if job.state == "COMPLETED":
+        return 0
+    return job.exit_code if job.HasField("exit_code") and job.exit_code else 1
+
+
+def cmd_queue(client: Client, args: argparse.Namespace) -> int:
+    request = pb.ListJobsRequest(states=["PENDING", "PLACED", "RUNNING"], user=args.user or "",
+                                 pool=args.pool or "")
+    jobs = client.federation.ListJobs(request).jobs
+    print(_json(pb.ListJobsResponse(jobs=jobs)) if args.json else fmt.queue_table(jobs))
+    return 0
+
+
+def cmd_show(client: Client, args: argparse.Namespace) -> int:
+    job = client.federation.GetJob(pb.GetJobRequest(job_id=_job_id(args.job)))
+    print(_json(job) if args.json else fmt.job_details(job))
+    return 0
+
+
+def cmd_explain(client: Client, args: argparse.Namespace) -> int:
+    explanation = client.federation.ExplainJob(pb.ExplainJobRequest(job_id=_job_id(args.job)))
+    print(_json(explanation) if args.json else fmt.explanation(explanation))
+    return 0
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    user = getpass.getuser()
+    for text in args.jobs:
+        job = client.federation.CancelJob(pb.CancelJobRequest(job_id=_job_id(text), user=user))
+        if not args.quiet:
+            print(f"job {job.id}: {'cancel requested' if job.cancel_requested else job.state}")
+    return 0
+
+
+def cmd_history(client: Client, args: argparse.Namespace) -> int:
+    request = pb.ListJobsRequest(user=args.user or "", pool=args.pool or "",
+                                 limit=args.limit or 0, newest_first=False)
+    if args.state:
+        request.states.extend(s.strip().upper() for s in args.state.split(",") if s.strip())
+    for name in ("since", "until"):
+        value = getattr(args, name)
+        if value:
+            getattr(request, name).FromDatetime(parse_when(value, option=f"--{name}"))
+    jobs = client.federation.ListJobs(request).jobs
+    if args.json:
+        print(_json(pb.ListJobsResponse(jobs=jobs)))
+    else:
+        print(fmt.history_table(jobs, args.format, parsable=args.parsable))
+    return 0
+
+
+def cmd_watch(client: Client, args: argparse.Namespace) -> int:
+    for event in client.federation.WatchJob(pb.WatchJobRequest(job_id=_job_id(args.job))):
+        print(_json(event).replace("\n", "") if args.json else fmt.event_line(event), flush=True)
+    return 0
+
+
+def cmd_drain(client: Client, args: argparse.Namespace) -> int:
+    pool = client.admin.DrainPool(pb.DrainPoolRequest(name=args.pool, reason=args.reason or ""))
+    print(_json(pool) if args.json else f"pool {pool.name}: {pool.state} ({pool.reason})")
+    return 0
+
+
+def cmd_resume(client: Client, args: argparse.Namespace) -> int:
+    pool = client.admin.ResumePool(pb.ResumePoolRequest(name=args.pool))
+    print(_json(pool) if args.json else f"pool {pool.name}: {pool.state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sfed", description="Use and administer the sfed federation.")
+    parser.add_argument("--address", default=os.environ.get("SFED_ADDRESS", DEFAULT_ADDRESS),
+                        help=f"sfedd address: unix:/path or host:port (default {DEFAULT_ADDRESS}, or $SFED_ADDRESS)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for sfedd")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, fn: Callable[[Client, argparse.Namespace], int], help_text: str,
+                *, listing: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(fn=fn)
+        if listing:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    command("pools", cmd_pools, "capacity and state of every pool", listing=True)
+    p = command("submit", cmd_submit, "submit a batch script (sbatch options and #SBATCH lines)")
+    add_sbatch_options(p)
+    p.add_argument("--parsable", action="store_true", help="print only the job id")
+    p.add_argument("-W", "--wait", action="store_true", help="wait for the job to end; exit with its code")
+    p.add_argument("script")
+    p = command("queue", cmd_queue, "jobs waiting or running", listing=True)
+    p.add_argument("-u", "--user")
+    p.add_argument("--pool")
+    command("show", cmd_show, "one job in detail", listing=True).add_argument("job")
+    command("explain", cmd_explain, "why a job waits or went where it went", listing=True).add_argument("job")
+    p = command("cancel", cmd_cancel, "cancel jobs")
+    p.add_argument("jobs", nargs="+", metavar="JOB")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p = command("history", cmd_history, "finished and current jobs, like sacct", listing=True)
+    p.add_argument("-u", "--user")
+    p.add_argument("-s", "--state", help="comma-separated states, e.g. COMPLETED,FAILED")
+    p.add_argument("--pool")
+    p.add_argument("-S", "--since", help="e.g. 2026-01-31, 2026-01-31T08:00, now-2hours")
+    p.add_argument("-E", "--until")
+    p.add_argument("--limit", type=int)
+    p.add_argument("-o", "--format", default=fmt.DEFAULT_HISTORY_FORMAT,
+                   help=f"fields, sacct style (available: {', '.join(fmt.HISTORY_FIELDS)})")
+    p.add_argument("-p", "--parsable", action="store_true", help="fields separated by |")
+    p = command("watch", cmd_watch, "follow a job's events until it ends", listing=True)
+    p.add_argument("job")
+    p = command("drain", cmd_drain, "stop placing new jobs on a pool", listing=True)
+    p.add_argument("pool")
+    p.add_argument("--reason")
+    command("resume", cmd_resume, "place jobs on a drained pool again", listing=True).add_argument("pool")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            if getattr(args, "command", None) == "submit":
+                raise UsageError(unknown_option_message(unknown))
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+        with Client(args.address, timeout=args.timeout) as client:
+            code: int = args.fn(client, args)
+            return code
+    except UsageError as exc:
+        print(f"sfed: {exc}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print(f"sfed: {exc}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as exc:
+        print(f"sfed: {ClientError.from_rpc(exc, args.address)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

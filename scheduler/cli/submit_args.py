@@ -1,0 +1,145 @@
+"""`sfed submit`'s sbatch options: the same spellings as sbatch, #SBATCH lines included."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.sbatch_options import parse_memory_mb, parse_time_limit_min, sbatch_directives
+
+__all__ = ["SUPPORTED_OPTIONS", "UsageError", "add_sbatch_options", "build_spec"]
+
+SUPPORTED_OPTIONS = (
+    "-N/--nodes", "-n/--ntasks", "--gres", "-G/--gpus-per-node", "-c/--cpus-per-task", "--mem",
+    "-t/--time", "-p/--partition", "-J/--job-name", "-D/--chdir", "-o/--output", "-e/--error",
+    "--export", "--requeue/--no-requeue", "--priority",
+)
+
+
+class UsageError(ValueError):
+    """A bad option value; the message names the option."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def add_sbatch_options(parser: argparse.ArgumentParser) -> None:
+    """The sbatch options a federated job may use (others are refused by name)."""
+    parser.add_argument("-N", "--nodes", help="number of nodes (a range like 2-4 is not supported)")
+    parser.add_argument("-n", "--ntasks", help="total number of tasks")
+    parser.add_argument("--gres", help="generic resources per node, e.g. gpu:4")
+    parser.add_argument("-G", "--gpus-per-node", dest="gpus_per_node", help="GPUs per node")
+    parser.add_argument("-c", "--cpus-per-task", dest="cpus_per_task")
+    parser.add_argument("--mem", help="memory per node, e.g. 16G")
+    parser.add_argument("-t", "--time", help="time limit, e.g. 1:00:00 or 2-00:00:00")
+    parser.add_argument("-p", "--partition")
+    parser.add_argument("-J", "--job-name", dest="job_name")
+    parser.add_argument("-D", "--chdir", help="working directory (default: the current one)")
+    parser.add_argument("-o", "--output")
+    parser.add_argument("-e", "--error")
+    parser.add_argument("--export", help="ALL (default: the job gets these plus the pool's), NONE or VAR[=value],...")
+    parser.add_argument("--requeue", action="store_true", default=None)
+    parser.add_argument("--no-requeue", dest="requeue", action="store_false")
+    parser.add_argument("--priority", help="higher runs first among waiting jobs")
+
+
+def _int(name: str, value: str | None, *, minimum: int = 1) -> int | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"\d+", value.strip()) or int(value) < minimum:
+        raise UsageError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _directive_options(script: bytes) -> argparse.Namespace:
+    parser = _Parser(prog="#SBATCH", add_help=False)
+    add_sbatch_options(parser)
+    try:
+        namespace, unknown = parser.parse_known_args(sbatch_directives(script))
+    except UsageError as exc:
+        raise UsageError(f"#SBATCH line in the script: {exc}") from None
+    if unknown:
+        raise UsageError(f"#SBATCH line in the script: unsupported option {unknown[0]!r} "
+                         f"(supported: {', '.join(SUPPORTED_OPTIONS)})")
+    return namespace
+
+
+def _export(value: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """sbatch --export: ALL and NONE add nothing of the client's environment; VAR or VAR=value add it."""
+    if value is None or value.upper() in ("ALL", "NONE"):
+        return {}
+    env: dict[str, str] = {}
+    for item in value.split(","):
+        name, eq, val = item.partition("=")
+        if name.upper() == "ALL":
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"--export: not a variable name: {name!r}")
+        if eq:
+            env[name] = val
+        elif name in environ:
+            env[name] = environ[name]
+    return env
+
+
+def build_spec(
+    options: argparse.Namespace,
+    script: bytes,
+    script_name: str,
+    *,
+    cwd: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> pb.JobSpec:
+    """Merge #SBATCH lines with command-line options (the command line wins), as sbatch does."""
+    from_script = _directive_options(script)
+
+    def pick(name: str) -> object:
+        value = getattr(options, name, None)
+        return value if value is not None else getattr(from_script, name, None)
+
+    def text(name: str) -> str | None:
+        value = pick(name)
+        return str(value) if value is not None else None
+
+    spec = pb.JobSpec(script=script)
+    spec.job_name = text("job_name") or os.path.basename(script_name) or "sbatch"
+    spec.nodes = _int("--nodes", text("nodes")) or 1
+    ntasks = _int("--ntasks", text("ntasks"))
+    if ntasks is not None:
+        spec.ntasks = ntasks
+    gres, gpus = text("gres"), _int("--gpus-per-node", text("gpus_per_node"), minimum=0)
+    if gres and gpus is not None:
+        raise UsageError("give either --gres or --gpus-per-node, not both")
+    spec.gres = gres if gres else (f"gpu:{gpus}" if gpus else "")
+    spec.cpus_per_task = _int("--cpus-per-task", text("cpus_per_task")) or 1
+    try:
+        mem = text("mem")
+        if mem is not None:
+            spec.mem_per_node_mb = parse_memory_mb(mem)
+        limit = text("time")
+        if limit is not None:
+            spec.time_limit_min = parse_time_limit_min(limit)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spec.partition = text("partition") or ""
+    spec.chdir = os.path.abspath(text("chdir") or cwd or os.getcwd())
+    spec.output = text("output") or ""
+    spec.error = text("error") or ""
+    spec.environment.update(_export(text("export"), environ if environ is not None else os.environ))
+    spec.requeue = bool(pick("requeue"))
+    priority = text("priority")
+    if priority is not None:
+        try:
+            spec.priority = int(priority)
+        except ValueError:
+            raise UsageError(f"--priority: expected a whole number, got {priority!r}") from None
+    return spec
+
+
+def unknown_option_message(unknown: Sequence[str]) -> str:
+    return f"unsupported sbatch option {unknown[0]!r} (supported: {', '.join(SUPPORTED_OPTIONS)})"

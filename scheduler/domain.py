@@ -1,0 +1,255 @@
+"""Frozen value types shared by every layer: the placement core, the pools, the store, the API.
+
+Nothing here does I/O. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "TERMINAL_ATTEMPT_STATES",
+    "TERMINAL_JOB_STATES",
+    "Attempt",
+    "AttemptState",
+    "Decision",
+    "Event",
+    "Job",
+    "JobRequest",
+    "JobState",
+    "NodeSnapshot",
+    "PoolSnapshot",
+    "PoolState",
+    "PoolVerdict",
+    "RemoteJob",
+    "RemoteSubmission",
+    "RemoteTag",
+]
+
+
+class JobState(enum.StrEnum):
+    """Where a federation job is in its life."""
+
+    PENDING = "PENDING"  # in the federation queue, on no pool yet
+    PLACED = "PLACED"  # handed to a pool, queued or starting there
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+
+class AttemptState(enum.StrEnum):
+    """Where one placement of a job on one pool is."""
+
+    SUBMITTING = "SUBMITTING"  # intent recorded; the pool may or may not have the job yet
+    PENDING = "PENDING"  # the pool has it, not started
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"  # the pool no longer knows the job and never reported an end
+
+
+TERMINAL_ATTEMPT_STATES = frozenset(
+    {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED, AttemptState.LOST}
+)
+
+
+class PoolState(enum.StrEnum):
+    """Whether a pool may receive new jobs."""
+
+    UP = "UP"
+    DRAINED = "DRAINED"  # by an admin: keeps its jobs, receives no new ones
+    UNREACHABLE = "UNREACHABLE"  # stopped answering: receives no new jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What the user asked for, in sbatch's terms. The script is kept byte for byte."""
+
+    script: bytes
+    job_name: str = "sbatch"
+    nodes: int = 1
+    ntasks: int | None = None  # total tasks; None = one per node
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_per_node_mb: int | None = None
+    time_limit_min: int | None = None
+    partition: str | None = None  # None or the virtual partition: any pool
+    chdir: str | None = None
+    output: str | None = None
+    error: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    requeue: bool = False
+    priority: int = 0
+
+    @property
+    def tasks(self) -> int:
+        return self.ntasks if self.ntasks is not None else self.nodes
+
+    @property
+    def cpus_per_node(self) -> int:
+        """CPUs one node must give: tasks are spread as evenly as Slurm's block distribution."""
+        per_node_tasks = -(-self.tasks // self.nodes)
+        return per_node_tasks * self.cpus_per_task
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A federation job as the store holds it."""
+
+    id: int
+    user: str
+    request: JobRequest
+    state: JobState
+    submitted_at: datetime
+    updated_at: datetime
+    pool: str | None = None  # pool of the current attempt
+    remote_id: str | None = None  # id on that pool
+    attempt: int = 0  # number of the current attempt, 0 = never placed
+    exit_code: int | None = None
+    reason: str = ""  # last word on why it is where it is
+    cancel_requested: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One placement of a job on one pool."""
+
+    job_id: int
+    number: int
+    pool: str
+    state: AttemptState
+    created_at: datetime
+    remote_id: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    nodelist: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of a job's append-only history."""
+
+    id: int
+    job_id: int
+    at: datetime
+    kind: str  # submitted, placed, submitted_remote, state, cancel_requested, ...
+    message: str
+    pool: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """Free and total resources of one node, as its pool reports them."""
+
+    name: str
+    gpus_total: int
+    gpus_free: int
+    cpus_total: int
+    cpus_free: int
+    mem_total_mb: int
+    mem_free_mb: int
+    schedulable: bool = True  # False when down, drained or otherwise unusable on the pool
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """A pool at one instant, with the federation's policy knobs for it."""
+
+    name: str
+    state: PoolState
+    nodes: tuple[NodeSnapshot, ...]
+    weight: int = 1  # lower is preferred, as Slurm's node Weight
+    price_per_gpu_hour: float = 0.0
+    partition: str | None = None
+    taken_at: datetime | None = None
+    # Jobs the federation already handed to this pool that the snapshot may not yet show
+    # as allocated (still pending remotely): the placement core reserves them first.
+    inflight: tuple[JobRequest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolVerdict:
+    """The placement core's word on one pool for one job."""
+
+    pool: str
+    fits: bool
+    reason: str  # e.g. "beta: 4 idle nodes with >= 8 GPUs", "alpha: only 2 nodes"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The placement of one pending job in one pass: a pool, or none with the reasons."""
+
+    job_id: int
+    pool: str | None
+    verdicts: tuple[PoolVerdict, ...]
+
+    @property
+    def placed(self) -> bool:
+        return self.pool is not None
+
+    def explain(self) -> str:
+        head = f"placed on {self.pool}" if self.pool else "waiting: no pool can run it now"
+        return "; ".join([head, *(v.reason for v in self.verdicts)])
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTag:
+    """Marks a remote job as attempt `attempt` of federation job `job_id` of `federation`.
+
+    Carried on the remote job (Slurm comment, Kubernetes labels) so that a restart finds what
+    was already submitted instead of submitting it again.
+    """
+
+    federation: str
+    job_id: int
+    attempt: int
+
+    def render(self) -> str:
+        return f"sfed/{self.federation}/{self.job_id}/{self.attempt}"
+
+    @classmethod
+    def parse(cls, text: str) -> RemoteTag | None:
+        parts = text.strip().split("/")
+        if len(parts) != 4 or parts[0] != "sfed":
+            return None
+        try:
+            return cls(parts[1], int(parts[2]), int(parts[3]))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSubmission:
+    """What a pool is asked to run: the unchanged script and the request, paths already mapped."""
+
+    tag: RemoteTag
+    request: JobRequest
+    environment: Mapping[str, str] = field(default_factory=dict)  # SFED_* vars, added to request's
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteJob:
+    """A pool's view of one of its jobs."""
+
+    remote_id: str
+    state: AttemptState
+    tag: RemoteTag | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    nodelist: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None

@@ -1,0 +1,386 @@
+"""The federation loop: snapshot pools -> reconcile attempts -> place -> submit.
+
+Level-triggered: every pass compares the store (the truth for the federation) with each pool
+(the truth for its own jobs) and repairs the difference, so a lost event or a crash heals on
+the next pass. Load, process, apply: store calls are short transactions made between pool
+calls, never around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import structlog
+
+from scheduler import faults
+from scheduler.config import Config, PoolConfig
+from scheduler.domain import (
+    TERMINAL_ATTEMPT_STATES,
+    Attempt,
+    AttemptState,
+    Decision,
+    Job,
+    JobRequest,
+    JobState,
+    NodeSnapshot,
+    PoolSnapshot,
+    PoolState,
+    RemoteJob,
+    RemoteSubmission,
+    RemoteTag,
+)
+from scheduler.pathmap import PathMap
+from scheduler.placement import Policy, never_fits, place
+from scheduler.pools.base import Pool, PoolError, PoolUnreachable
+from scheduler.store import PoolRecord, StaleJob, Store
+
+__all__ = ["MAX_SUBMIT_TRIES", "Loop", "PassReport", "PoolView"]
+
+log = structlog.get_logger("sfed.loop")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_SUBMIT_TRIES = 3  # attempts a pool may refuse before the job fails
+SUBMIT_CONCURRENCY = 8
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PoolView:
+    """What the daemon knows of one pool right now (for `sfed pools` and placement)."""
+
+    config: PoolConfig
+    adapter: Pool
+    path_map: PathMap
+    nodes: tuple[NodeSnapshot, ...] | None = None  # last snapshot; None = never reached
+    reachable: bool = True
+    error: str = ""
+    drained: bool = False
+    drain_reason: str = ""
+    updated_at: datetime | None = None
+    capacity_key: tuple[tuple[str, int, int, int], ...] = ()
+
+    @property
+    def state(self) -> PoolState:
+        if self.drained:
+            return PoolState.DRAINED
+        return PoolState.UP if self.reachable else PoolState.UNREACHABLE
+
+    @property
+    def reason(self) -> str:
+        if self.drained:
+            return self.drain_reason or "drained"
+        return self.error
+
+
+@dataclass
+class PassReport:
+    """What one pass did, for logs and tests."""
+
+    placed: list[int] = field(default_factory=list)
+    waiting: int = 0
+    state_changes: int = 0
+    unreachable: list[str] = field(default_factory=list)
+
+
+class Loop:
+    """Runs passes until stopped; `wake()` asks for a pass now (after a submit or cancel)."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        adapters: Mapping[str, Pool],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        fault_points: frozenset[str] = frozenset(),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.faults = fault_points
+        self.policy = Policy(virtual_partition=config.federation.virtual_partition)
+        self.pools: dict[str, PoolView] = {
+            pc.name: PoolView(config=pc, adapter=adapters[pc.name], path_map=PathMap(pc.path_map))
+            for pc in config.pools
+        }
+        self._wake = asyncio.Event()
+        self._timeout = config.loop.pool_timeout_s
+
+    # -- public -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Create pool rows and load the last known capacities (for submit-time checks)."""
+        await self._db(self.store.ensure_pools, list(self.pools), self.clock())
+        records = await self._db(self.store.pools)
+        for name, view in self.pools.items():
+            record = records.get(name)
+            if record is not None:
+                self._apply_record(view, record)
+                view.nodes = record.capacity
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_pass()
+            except Exception:  # a pass must never end the loop; the next one repairs
+                log.exception("loop.pass_failed")
+            self._wake.clear()
+            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            _, pending = await asyncio.wait(
+                waiters, timeout=self.config.loop.interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+
+    async def run_pass(self) -> PassReport:
+        report = PassReport()
+        await self._refresh_pools(report)
+        await self._reconcile(report)
+        await self._place(report)
+        if report.placed or report.state_changes:
+            log.info("loop.pass", placed=len(report.placed), waiting=report.waiting,
+                     changes=report.state_changes)
+        return report
+
+    def snapshots(self, inflight: Mapping[str, Sequence[JobRequest]] | None = None) -> list[PoolSnapshot]:
+        """The pure core's view of every pool."""
+        return [
+            PoolSnapshot(
+                name=name,
+                state=view.state,
+                nodes=view.nodes or (),
+                weight=view.config.weight,
+                price_per_gpu_hour=view.config.price_per_gpu_hour,
+                partition=view.config.partition,
+                taken_at=view.updated_at,
+                inflight=tuple((inflight or {}).get(name, ())),
+            )
+            for name, view in self.pools.items()
+        ]
+
+    def never_fits(self, request: JobRequest) -> str | None:
+        return never_fits(request, self.snapshots(), self.policy)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    async def _refresh_pools(self, report: PassReport) -> None:
+        records = await self._db(self.store.pools)
+        results = await asyncio.gather(
+            *(self._call(view, view.adapter.snapshot()) for view in self.pools.values()),
+            return_exceptions=True,
+        )
+        now = self.clock()
+        for (name, view), result in zip(self.pools.items(), results, strict=True):
+            if name in records:
+                self._apply_record(view, records[name])
+            if isinstance(result, BaseException):
+                if not isinstance(result, PoolUnreachable | PoolError):
+                    log.error("pool.snapshot_crashed", pool=name, error=repr(result))
+                await self._mark_unreachable(view, str(result) or type(result).__name__)
+                report.unreachable.append(name)
+                continue
+            view.nodes, view.updated_at = result, now
+            if not view.reachable:
+                log.info("pool.reachable", pool=name)
+                await self._db(self.store.set_pool_reachable, name, True, "", now)
+            view.reachable, view.error = True, ""
+            key = tuple((n.name, n.gpus_total, n.cpus_total, n.mem_total_mb) for n in result)
+            if key != view.capacity_key:
+                await self._db(self.store.save_capacity, name, result, now)
+                view.capacity_key = key
+
+    async def _reconcile(self, report: PassReport) -> None:
+        attempts = await self._db(self.store.active_attempts)
+        if not attempts:
+            return
+        jobs = {job.id: job for job in await self._db(self.store.active_jobs)}
+        by_pool: dict[str, list[Attempt]] = defaultdict(list)
+        for attempt in attempts:
+            by_pool[attempt.pool].append(attempt)
+        for pool_name, pool_attempts in by_pool.items():
+            view = self.pools.get(pool_name)
+            if view is None:
+                for attempt in pool_attempts:
+                    await self._update(report, attempt, AttemptState.LOST,
+                                       reason=f"pool {pool_name} is no longer configured")
+                continue
+            if not view.reachable:
+                continue
+            try:
+                await self._reconcile_pool(report, view, pool_attempts, jobs)
+            except (PoolUnreachable, PoolError) as exc:
+                await self._mark_unreachable(view, str(exc))
+                report.unreachable.append(pool_name)
+
+    async def _reconcile_pool(
+        self, report: PassReport, view: PoolView, attempts: list[Attempt], jobs: Mapping[int, Job]
+    ) -> None:
+        name = view.config.name
+        polled: list[Attempt] = []
+        for attempt in attempts:
+            if attempt.remote_id is not None:
+                polled.append(attempt)
+                continue
+            # Recorded the intent but not the remote id: a crash or a timeout between the two.
+            tag = self._tag(attempt.job_id, attempt.number)
+            found = await self._call(view, view.adapter.find(tag))
+            job = jobs.get(attempt.job_id)
+            if found is not None:
+                log.info("attempt.recovered", job_id=attempt.job_id, pool=name, remote_id=found.remote_id)
+                await self._db(self.store.record_remote_id, attempt.job_id, attempt.number,
+                               found.remote_id, self.clock())
+                polled.append(replace(attempt, remote_id=found.remote_id, state=AttemptState.PENDING))
+            elif job is not None and job.cancel_requested:
+                await self._update(report, attempt, AttemptState.CANCELLED, reason="cancelled before it started")
+            else:
+                log.warning("attempt.not_found", job_id=attempt.job_id, pool=name)
+                await self._db(self.store.abort_attempt, attempt.job_id, attempt.number,
+                               f"the submission never reached {name}; placing again", self.clock(),
+                               back_to_pending=True)
+                report.state_changes += 1
+        if not polled:
+            return
+        remote = await self._call(view, view.adapter.poll([a.remote_id for a in polled if a.remote_id]))
+        for attempt in polled:
+            assert attempt.remote_id is not None
+            seen = remote.get(attempt.remote_id)
+            job = jobs.get(attempt.job_id)
+            if seen is None:
+                await self._update(report, attempt, AttemptState.LOST,
+                                   reason=f"{name} no longer knows job {attempt.remote_id}")
+                continue
+            await self._apply_remote(report, attempt, seen)
+            if job is not None and job.cancel_requested and seen.state not in TERMINAL_ATTEMPT_STATES:
+                log.info("job.cancel_remote", job_id=attempt.job_id, pool=name, remote_id=attempt.remote_id)
+                await self._call(view, view.adapter.cancel(attempt.remote_id))
+
+    async def _place(self, report: PassReport) -> None:
+        pending = await self._db(self.store.pending_jobs)
+        if not pending:
+            return
+        inflight: dict[str, list[JobRequest]] = defaultdict(list)
+        for job in await self._db(self.store.active_jobs):
+            if job.state is JobState.PLACED and job.pool:
+                inflight[job.pool].append(job.request)
+        decisions = place(self.snapshots(inflight), pending, self.policy, self.clock())
+        jobs = {job.id: job for job in pending}
+        waiting = {d.job_id: d.explain() for d in decisions if not d.placed}
+        report.waiting = len(waiting)
+        if waiting:
+            await self._db(self.store.set_reasons, waiting)
+        gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
+
+        async def start(decision: Decision) -> None:
+            async with gate:
+                await self._start(report, jobs[decision.job_id], decision)
+
+        await asyncio.gather(*(start(d) for d in decisions if d.placed))
+
+    async def _start(self, report: PassReport, job: Job, decision: Decision) -> None:
+        assert decision.pool is not None
+        view = self.pools[decision.pool]
+        bound = log.bind(job_id=job.id, pool=decision.pool)
+        try:
+            attempt = await self._db(self.store.begin_attempt, job.id, decision.pool,
+                                     decision.explain(), self.clock())
+        except StaleJob:
+            return  # cancelled meanwhile
+        submission = self._submission(job, view, attempt.number)
+        try:
+            remote_id = await self._call(view, view.adapter.submit(submission))
+        except PoolUnreachable as exc:
+            # It may or may not have arrived: the next pass asks the pool (find by tag).
+            bound.warning("job.submit_unanswered", error=str(exc))
+            await self._mark_unreachable(view, str(exc))
+            return
+        except PoolError as exc:
+            again = attempt.number < MAX_SUBMIT_TRIES
+            bound.warning("job.submit_refused", error=str(exc), again=again)
+            await self._db(self.store.abort_attempt, job.id, attempt.number,
+                           f"{decision.pool} refused the job: {exc}", self.clock(), back_to_pending=again)
+            report.state_changes += 1
+            return
+        faults.hit(faults.CRASH_AFTER_REMOTE_SUBMIT, self.faults)
+        await self._db(self.store.record_remote_id, job.id, attempt.number, remote_id, self.clock())
+        bound.info("job.submitted", remote_id=remote_id, attempt=attempt.number)
+        report.placed.append(job.id)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _tag(self, job_id: int, attempt: int) -> RemoteTag:
+        return RemoteTag(self.config.federation.name, job_id, attempt)
+
+    def _submission(self, job: Job, view: PoolView, attempt: int) -> RemoteSubmission:
+        """The unchanged script with paths mapped to the pool and the SFED_* environment."""
+        req, paths = job.request, view.path_map
+        env = {
+            "SFED_JOB_ID": str(job.id),
+            "SFED_ATTEMPT": str(attempt),
+            "SFED_POOL": view.config.name,
+            "SFED_FEDERATION": self.config.federation.name,
+        }
+        root = self.config.federation.checkpoint_root
+        if root:
+            env["SFED_CHECKPOINT_DIR"] = paths.translate(f"{root.rstrip('/')}/{job.id}")
+        mapped = replace(
+            req,
+            chdir=paths.translate(req.chdir) if req.chdir else None,
+            output=paths.translate(req.output) if req.output else None,
+            error=paths.translate(req.error) if req.error else None,
+        )
+        return RemoteSubmission(tag=self._tag(job.id, attempt), request=mapped, environment=env)
+
+    async def _apply_remote(self, report: PassReport, attempt: Attempt, seen: RemoteJob) -> None:
+        if (
+            seen.state == attempt.state
+            and seen.exit_code == attempt.exit_code
+            and seen.nodelist == attempt.nodelist
+        ):
+            return
+        await self._update(report, attempt, seen.state, exit_code=seen.exit_code, reason=seen.reason,
+                           nodelist=seen.nodelist, started_at=seen.started_at, ended_at=seen.ended_at)
+
+    async def _update(self, report: PassReport, attempt: Attempt, state: AttemptState, *,
+                      exit_code: int | None = None, reason: str = "", nodelist: str = "",
+                      started_at: datetime | None = None, ended_at: datetime | None = None) -> None:
+        now = self.clock()
+        if state in TERMINAL_ATTEMPT_STATES and ended_at is None:
+            ended_at = now
+        job = await self._db(self.store.update_attempt, attempt.job_id, attempt.number, state, now,
+                             exit_code=exit_code, reason=reason, nodelist=nodelist,
+                             started_at=started_at, ended_at=ended_at)
+        report.state_changes += 1
+        log.info("job.state", job_id=attempt.job_id, pool=attempt.pool, attempt=attempt.number,
+                 state=job.state.value, exit_code=job.exit_code, reason=reason or None)
+
+    async def _mark_unreachable(self, view: PoolView, error: str) -> None:
+        if view.reachable:
+            log.warning("pool.unreachable", pool=view.config.name, error=error)
+        view.reachable, view.error = False, f"unreachable: {error}"
+        await self._db(self.store.set_pool_reachable, view.config.name, False, error, self.clock())
+
+    @staticmethod
+    def _apply_record(view: PoolView, record: PoolRecord) -> None:
+        view.drained, view.drain_reason = record.drained, record.drain_reason
+
+    async def _call(self, view: PoolView, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self._timeout)
+        except TimeoutError:
+            raise PoolUnreachable(f"{view.config.name} did not answer in {self._timeout:g} s") from None
+
+    @staticmethod
+    async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)

@@ -1,0 +1,72 @@
+"""The one protocol every pool adapter (Slurm, Kubernetes) implements.
+
+The loop calls these from asyncio; an adapter never touches the store. Every method either
+returns, or raises `PoolUnreachable` (the pool did not answer: transport down, timeout,
+controller not responding) or `PoolError` (the pool answered and refused: bad request,
+unknown partition). Nothing else escapes an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from scheduler.domain import NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+
+__all__ = ["Pool", "PoolError", "PoolUnreachable"]
+
+
+class PoolError(Exception):
+    """The pool answered and refused the request; retrying the same call will not help."""
+
+
+class PoolUnreachable(Exception):
+    """The pool did not answer in time; the loop marks it unreachable and retries later."""
+
+
+@runtime_checkable
+class Pool(Protocol):
+    """A place that runs whole jobs: one Slurm cluster (partition) or one Kubernetes node pool."""
+
+    name: str
+
+    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
+        """Free and total resources of every node of the pool, as the pool sees them now.
+
+        Read-only, idempotent; one round trip or a few (well under a second on a healthy pool).
+        Nodes that cannot take work (down, drained, cordoned) are returned with
+        `schedulable=False` so that capacity tables still show them.
+        """
+        ...
+
+    async def submit(self, submission: RemoteSubmission) -> str:
+        """Start the job on the pool and return the pool's id for it.
+
+        NOT idempotent by itself: the caller must call `find(submission.tag)` first when a
+        previous submission of the same tag may have reached the pool. The remote job carries
+        `submission.tag` so that `find` can see it. The script reaches the pool byte-identical.
+        Raises PoolError when the pool rejects the job.
+        """
+        ...
+
+    async def find(self, tag: RemoteTag) -> RemoteJob | None:
+        """The remote job carrying `tag`, or None when the pool has none (read-only)."""
+        ...
+
+    async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
+        """Current state of the given remote jobs, in one round trip where the pool allows.
+
+        Ids the pool no longer knows are absent from the result (the caller decides LOST).
+        A finished job is reported with its terminal state and exit code while the pool
+        still remembers it.
+        """
+        ...
+
+    async def cancel(self, remote_id: str) -> None:
+        """Ask the pool to stop the job. Idempotent: cancelling a finished or unknown job is
+        not an error."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...

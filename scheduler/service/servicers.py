@@ -1,0 +1,216 @@
+"""grpc.aio servicers: proto <-> domain only; the store and the loop do the work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import grpc
+import structlog
+
+from scheduler.config import Config
+from scheduler.domain import TERMINAL_JOB_STATES, JobState
+from scheduler.loop.reconciler import Loop, PoolView, utcnow
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+from scheduler.service import convert, validate
+from scheduler.service.validate import InvalidArgument
+from scheduler.store import Store, UnknownJob, UnknownPool
+
+__all__ = ["AdminServicer", "FederationServicer"]
+
+log = structlog.get_logger("sfed.api")
+P = ParamSpec("P")
+T = TypeVar("T")
+WATCH_POLL_S = 0.5
+
+
+async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _invalid(context: grpc.aio.ServicerContext[Any, Any], exc: InvalidArgument) -> NoReturn:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    raise AssertionError("unreachable")  # abort raises
+
+
+def _job_id(value: int) -> int:
+    if value <= 0:
+        raise InvalidArgument("job_id", "must be a positive job id")
+    return value
+
+
+def _split_explanation(text: str) -> tuple[str, list[str]]:
+    head, *reasons = text.split("; ")
+    return head, reasons
+
+
+class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
+    def __init__(self, store: Store, loop: Loop, config: Config) -> None:
+        self.store, self.loop, self.config = store, loop, config
+
+    async def SubmitJob(self, request: pb.SubmitJobRequest, context: Any) -> pb.SubmitJobResponse:
+        try:
+            if not request.HasField("spec"):
+                raise InvalidArgument("spec", "required")
+            job_request = validate.job_request(request.spec)
+            user = validate.user_name(request.user)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        impossible = self.loop.never_fits(job_request)
+        if impossible:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, impossible)
+        job = await _db(self.store.add_job, user, job_request, utcnow())
+        log.info("job.accepted", job_id=job.id, user=user, nodes=job_request.nodes,
+                 gpus_per_node=job_request.gpus_per_node)
+        self.loop.wake()
+        return pb.SubmitJobResponse(job_id=job.id)
+
+    async def _job(self, job_id: int, context: Any) -> pb.JobInfo:
+        try:
+            job_id = _job_id(job_id)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        job = await _db(self.store.get_job, job_id)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+        return convert.job_info(job, await _db(self.store.attempts, job_id))
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
+        return await self._job(request.job_id, context)
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
+        try:
+            states = [JobState(s.upper()) for s in request.states]
+        except ValueError:
+            await _invalid(context, InvalidArgument(
+                "states", f"unknown state in {list(request.states)}; use {', '.join(JobState)}"))
+        jobs = await _db(
+            self.store.list_jobs,
+            states=states or None,
+            user=request.user or None,
+            pool=request.pool or None,
+            since=convert.from_timestamp(request.since) if request.HasField("since") else None,
+            until=convert.from_timestamp(request.until) if request.HasField("until") else None,
+            limit=request.limit or None,
+            newest_first=request.newest_first,
+        )
+        return pb.ListJobsResponse(jobs=[convert.job_info(job) for job in jobs])
+
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.JobInfo:
+        try:
+            job_id = _job_id(request.job_id)
+            user = validate.user_name(request.user)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        job = await _db(self.store.get_job, job_id)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+        if job.user != user and user not in self.config.server.admins:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"job {job_id} belongs to {job.user}; only it or an admin may cancel it")
+        try:
+            await _db(self.store.request_cancel, job_id, utcnow(), by=user)
+        except UnknownJob:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+        log.info("job.cancel_requested", job_id=job_id, by=user)
+        self.loop.wake()
+        return await self._job(job_id, context)
+
+    async def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+        job_id = request.job_id
+        try:
+            _job_id(job_id)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        after = request.after_event_id
+        while True:
+            job = await _db(self.store.get_job, job_id)
+            if job is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            for event in await _db(self.store.events, job_id, after):
+                after = event.id
+                yield convert.job_event(event, job.state.value)
+            if job.state in TERMINAL_JOB_STATES:
+                return
+            await asyncio.sleep(WATCH_POLL_S)
+
+    async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:
+        info = await self._job(request.job_id, context)
+        events = await _db(self.store.events, info.id)
+        placed = [e for e in events if e.kind == "placed"]
+        if info.state == JobState.PENDING.value or not placed:
+            summary, reasons = _split_explanation(info.reason or "waiting for the next placement pass")
+        else:
+            _, reasons = _split_explanation(placed[-1].message)
+            summary = f"{info.state.lower()} on {info.pool}" + (f": {info.reason}" if info.reason else "")
+        return pb.Explanation(
+            job_id=info.id,
+            state=info.state,
+            summary=summary,
+            pool_reasons=reasons,
+            history=[convert.job_event(e) for e in events],
+        )
+
+
+def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
+    nodes = view.nodes or ()
+    usable = [n for n in nodes if n.schedulable]
+    return pb.PoolInfo(
+        name=view.config.name,
+        kind=view.config.kind,
+        transport=view.config.transport,
+        state=view.state.value,
+        reason=view.reason,
+        partition=view.config.partition,
+        nodes_total=len(nodes),
+        nodes_idle=sum(1 for n in usable if n.gpus_free == n.gpus_total and n.cpus_free == n.cpus_total),
+        gpus_total=sum(n.gpus_total for n in nodes),
+        gpus_free=sum(n.gpus_free for n in usable),
+        max_gpus_per_node=max((n.gpus_total for n in nodes), default=0),
+        price_per_gpu_hour=view.config.price_per_gpu_hour,
+        weight=view.config.weight,
+        jobs_active=jobs_active,
+        updated_at=convert.timestamp(view.updated_at),
+    )
+
+
+class AdminServicer(pb_grpc.AdminServicer):  # type: ignore[misc]
+    def __init__(self, store: Store, loop: Loop) -> None:
+        self.store, self.loop = store, loop
+
+    async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
+        active = await _db(self.store.active_jobs)
+        counts: dict[str, int] = {}
+        for job in active:
+            if job.pool:
+                counts[job.pool] = counts.get(job.pool, 0) + 1
+        return pb.ListPoolsResponse(
+            pools=[pool_info(view, counts.get(name, 0)) for name, view in self.loop.pools.items()]
+        )
+
+    async def _set_drained(self, name: str, drained: bool, reason: str, context: Any) -> pb.PoolInfo:
+        try:
+            validate.pool_name(name)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        if name not in self.loop.pools:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"no pool named {name}; pools: {', '.join(self.loop.pools)}")
+        try:
+            record = await _db(self.store.set_pool_drained, name, drained, reason, utcnow())
+        except UnknownPool:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
+        view = self.loop.pools[name]
+        view.drained, view.drain_reason = record.drained, record.drain_reason
+        log.info("pool.drained" if drained else "pool.resumed", pool=name, reason=reason or None)
+        self.loop.wake()
+        active = await _db(self.store.active_jobs)
+        return pool_info(view, sum(1 for job in active if job.pool == name))
+
+    async def DrainPool(self, request: pb.DrainPoolRequest, context: Any) -> pb.PoolInfo:
+        return await self._set_drained(request.name, True, request.reason or "drained by admin", context)
+
+    async def ResumePool(self, request: pb.ResumePoolRequest, context: Any) -> pb.PoolInfo:
+        return await self._set_drained(request.name, False, "", context)

@@ -1,0 +1,70 @@
+"""Tests of scheduler.cli.submit_args: sbatch options and #SBATCH lines to a JobSpec."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from scheduler.cli.submit_args import UsageError, add_sbatch_options, build_spec
+
+SCRIPT = b"#!/bin/bash\n#SBATCH -N 2\n#SBATCH --gres=gpu:4 -t 1:00:00\n#SBATCH -J from-script\nsrun hostname\n"
+
+
+def options(*argv: str) -> argparse.Namespace:
+    """Parse sbatch options as `sfed submit` does."""
+    parser = argparse.ArgumentParser()
+    add_sbatch_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_directives_fill_the_spec() -> None:
+    """#SBATCH lines set nodes, gres, time and name."""
+    spec = build_spec(options(), SCRIPT, "train.sh", cwd="/work")
+    assert (spec.nodes, spec.gres, spec.time_limit_min, spec.job_name) == (2, "gpu:4", 60, "from-script")
+    assert spec.chdir == "/work"
+
+
+def test_command_line_wins_over_directives() -> None:
+    """An option on the command line overrides the same #SBATCH option."""
+    spec = build_spec(options("-N", "3", "-J", "cli"), SCRIPT, "train.sh", cwd="/w")
+    assert (spec.nodes, spec.job_name) == (3, "cli")
+
+
+def test_job_name_defaults_to_script_name() -> None:
+    """Without -J the job is named after the script file, as sbatch does."""
+    spec = build_spec(options(), b"#!/bin/sh\ntrue\n", "/home/u/train.sh", cwd="/w")
+    assert spec.job_name == "train.sh"
+
+
+def test_export_takes_named_variables() -> None:
+    """--export=VAR,VAR=value sends those variables only."""
+    spec = build_spec(options("--export=ALL,A,B=2"), SCRIPT, "t.sh", cwd="/w", environ={"A": "1", "C": "3"})
+    assert dict(spec.environment) == {"A": "1", "B": "2"}
+
+
+def test_gpus_per_node_option() -> None:
+    """-G/--gpus-per-node is the same as --gres=gpu:N."""
+    assert build_spec(options("--gpus-per-node", "2"), b"#!/bin/sh\n", "t", cwd="/").gres == "gpu:2"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("-N", "two"), "--nodes: expected a whole number"),
+        (("--mem", "lots"), "invalid memory size"),
+        (("-t", "soon"), "invalid time limit"),
+        (("--gres", "gpu:1", "-G", "2"), "either --gres or --gpus-per-node"),
+        (("--priority", "high"), "--priority"),
+    ],
+)
+def test_bad_options_name_the_option(argv: tuple[str, ...], message: str) -> None:
+    """A bad option value raises UsageError naming it."""
+    with pytest.raises(UsageError, match=message):
+        build_spec(options(*argv), b"#!/bin/sh\n", "t", cwd="/")
+
+
+def test_unsupported_directive_is_refused() -> None:
+    """An #SBATCH option the federation does not support is refused by name."""
+    with pytest.raises(UsageError, match="unsupported option '--constraint=x'"):
+        build_spec(options(), b"#!/bin/sh\n#SBATCH --constraint=x\n", "t", cwd="/")

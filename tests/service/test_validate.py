@@ -1,0 +1,66 @@
+"""Tests of scheduler.service.validate: every bad JobSpec field is named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.service.validate import MAX_SCRIPT_BYTES, InvalidArgument, job_request, user_name
+
+SCRIPT = b"#!/bin/bash\nsrun hostname\n"
+
+
+def spec(**fields: Any) -> pb.JobSpec:
+    """A valid JobSpec with fields overridden."""
+    values: dict[str, Any] = {"script": SCRIPT, "nodes": 2, "gres": "gpu:4"}
+    values.update(fields)
+    return pb.JobSpec(**values)
+
+
+def test_valid_spec_converts() -> None:
+    """A valid spec becomes a JobRequest with sbatch's defaults filled in."""
+    request = job_request(spec(environment={"A": "1"}, time_limit_min=60))
+    assert (request.nodes, request.gpus_per_node, request.cpus_per_task) == (2, 4, 1)
+    assert request.job_name == "sbatch" and request.time_limit_min == 60
+    assert request.environment == {"A": "1"} and request.script == SCRIPT
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"script": b""}, "spec.script: required"),
+        ({"script": b"echo hi\n"}, "spec.script: the first line must start with #!"),
+        ({"script": b"#!/bin/sh\n\0"}, "spec.script: contains a NUL byte"),
+        ({"script": b"#!" + b"x" * MAX_SCRIPT_BYTES}, "spec.script: larger than"),
+        ({"ntasks": 1}, "spec.ntasks: 1 tasks cannot fill 2 nodes"),
+        ({"gres": "fpga:1"}, "spec.gres: unknown gres 'fpga'"),
+        ({"time_limit_min": 0}, "spec.time_limit_min: must be at least 1 minute"),
+        ({"mem_per_node_mb": 0}, "spec.mem_per_node_mb: must be at least 1"),
+        ({"partition": "a b"}, "spec.partition: not a valid partition name"),
+        ({"chdir": "relative/dir"}, "spec.chdir: must be an absolute path"),
+        ({"job_name": "two\nlines"}, "spec.job_name: must not contain control characters"),
+        ({"environment": {"1BAD": "x"}}, "spec.environment: not a variable name: '1BAD'"),
+        ({"nodes": 100001}, "spec.nodes: more than 100000 nodes"),
+    ],
+    ids=["empty-script", "no-shebang", "nul", "too-big", "ntasks", "gres", "time", "mem", "partition",
+         "chdir", "name-newline", "env-name", "nodes"],
+)
+def test_bad_field_is_named(fields: dict[str, Any], message: str) -> None:
+    """Each malformed field raises InvalidArgument naming that field."""
+    with pytest.raises(InvalidArgument) as info:
+        job_request(spec(**fields))
+    assert str(info.value).startswith(message)
+
+
+def test_shell_metacharacters_are_kept_verbatim() -> None:
+    """A job name with shell metacharacters is data, kept as typed."""
+    assert job_request(spec(job_name="x; touch /tmp/pwned")).job_name == "x; touch /tmp/pwned"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x;y", "-rf"])
+def test_bad_user_names(name: str) -> None:
+    """User names must look like Unix user names."""
+    with pytest.raises(InvalidArgument, match="user"):
+        user_name(name)

@@ -1,0 +1,97 @@
+"""Tests of scheduler.config: loading and validating sfedd's configuration file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scheduler.config import ConfigError, load_config, parse_config
+
+
+def minimal(**pool: object) -> dict[str, object]:
+    """A valid configuration with one pool, overridable per key."""
+    return {"pools": [{"name": "alpha", "partition": "gpu", **pool}]}
+
+
+def test_minimal_config_gets_defaults() -> None:
+    """A config with one pool fills every other key with its default."""
+    config = parse_config(minimal())
+    assert config.store.url.startswith("sqlite:///")
+    assert config.pools[0].transport == "local"
+    assert config.federation.virtual_partition == "fed"
+
+
+def test_unknown_key_is_named() -> None:
+    """An unknown key is rejected with its full path."""
+    with pytest.raises(ConfigError, match=r"pools\.0\.prtition: unknown key"):
+        parse_config(minimal(prtition="gpu"))
+
+
+def test_bad_value_is_named() -> None:
+    """A value of the wrong kind is rejected with its path."""
+    with pytest.raises(ConfigError, match=r"pools\.0\.transport: Input should be 'local' or 'ssh'"):
+        parse_config(minimal(transport="telnet"))
+
+
+def test_duplicate_pool_names_are_rejected() -> None:
+    """Two pools with one name are refused."""
+    data = {"pools": [{"name": "a", "partition": "p"}, {"name": "a", "partition": "q"}]}
+    with pytest.raises(ConfigError, match="pool name 'a' is used twice"):
+        parse_config(data)
+
+
+def test_ssh_transport_needs_ssh_table() -> None:
+    """transport = ssh without connection details is refused."""
+    with pytest.raises(ConfigError, match="transport ssh needs an \\[ssh\\] table"):
+        parse_config(minimal(transport="ssh"))
+
+
+def test_ssh_key_file_must_exist(tmp_path: Path) -> None:
+    """A missing key file is named at start, not at the first connection."""
+    ssh = {"host": "h", "user": "u", "key": str(tmp_path / "nokey"), "known_hosts": str(tmp_path / "kh")}
+    with pytest.raises(ConfigError, match="pools.0.ssh.key: no such file"):
+        parse_config(minimal(transport="ssh", ssh=ssh))
+
+
+def test_path_map_must_be_absolute() -> None:
+    """Relative path-map entries are refused."""
+    with pytest.raises(ConfigError, match="pools.0.path_map"):
+        parse_config(minimal(path_map={"shared": "/mnt/shared"}))
+
+
+def test_store_url_scheme_is_checked() -> None:
+    """Only SQLite and Postgres (psycopg) URLs are accepted."""
+    with pytest.raises(ConfigError, match="store.url: must start with"):
+        parse_config({"store": {"url": "mysql://x"}})
+
+
+def test_tcp_address_is_checked() -> None:
+    """A TCP listen address needs a valid port."""
+    with pytest.raises(ConfigError, match="server.tcp"):
+        parse_config({"server": {"tcp": "localhost:99999"}})
+
+
+def test_loads_toml_and_yaml(tmp_path: Path) -> None:
+    """The same settings load from TOML and from YAML."""
+    toml = tmp_path / "sfed.toml"
+    toml.write_text('[[pools]]\nname = "beta"\npartition = "gpu"\nweight = 3\n')
+    yml = tmp_path / "sfed.yaml"
+    yml.write_text("pools:\n  - name: beta\n    partition: gpu\n    weight: 3\n")
+    assert load_config(toml) == load_config(yml)
+
+
+def test_syntax_error_names_the_file(tmp_path: Path) -> None:
+    """A file that does not parse is reported with its name."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pools\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load_config(bad)
+
+
+def test_unknown_extension_is_refused(tmp_path: Path) -> None:
+    """Only .toml, .yaml and .yml are read."""
+    other = tmp_path / "sfed.ini"
+    other.write_text("")
+    with pytest.raises(ConfigError, match="unknown format"):
+        load_config(other)
