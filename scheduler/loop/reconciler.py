@@ -346,7 +346,7 @@ class Loop:
         if (
             seen.state == attempt.state
             and seen.exit_code == attempt.exit_code
-            and seen.nodelist == attempt.nodelist
+            and (seen.nodelist or attempt.nodelist) == attempt.nodelist  # Slurm drops it at the end
         ):
             return
         await self._update(report, attempt, seen.state, exit_code=seen.exit_code, reason=seen.reason,

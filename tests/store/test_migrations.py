@@ -1,0 +1,185 @@
+"""The Alembic migrations, on SQLite and on Postgres (see conftest.py)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
+
+from scheduler.domain import AttemptState
+from scheduler.store import MIGRATIONS_DIR, Store
+from scheduler.store.models import Base
+from tests.store.builders import at, request
+
+TABLES = {"jobs", "attempts", "events", "pools"}
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _revision(url: str) -> str | None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_migrations_have_a_single_head() -> None:
+    """The version scripts form one line: exactly one head."""
+    assert len(ScriptDirectory.from_config(_alembic_config()).get_heads()) == 1
+
+
+def test_migrate_creates_every_table_on_an_empty_database(empty_url: str) -> None:
+    """migrate() on an empty database creates the tables and stamps the head revision."""
+    assert _tables(empty_url) == set()
+    with Store(empty_url) as store:
+        store.migrate()
+    assert _tables(empty_url) == TABLES | {"alembic_version"}
+    assert _revision(empty_url) == _head()
+
+
+def test_migrate_twice_is_idempotent(empty_url: str) -> None:
+    """A second migrate() changes nothing and keeps the data."""
+    with Store(empty_url) as store:
+        store.migrate()
+        job = store.add_job("alice", request(b"\x00data"), at(0))
+        store.migrate()
+        assert store.get_job(job.id) == job
+    with Store(empty_url) as again:
+        again.migrate()
+        assert again.get_job(job.id) == job
+    assert _revision(empty_url) == _head()
+
+
+def test_migrated_schema_matches_the_models(empty_url: str) -> None:
+    """Alembic's compare_metadata finds no difference between the migrated schema and models."""
+    with Store(empty_url) as store:
+        store.migrate()
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_history_queries_are_indexed(empty_url: str) -> None:
+    """jobs has indexes on state, user, pool and submitted_at; events on (job_id, id)."""
+    with Store(empty_url) as store:
+        store.migrate()
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        inspector = inspect(engine)
+        jobs = {tuple(ix["column_names"]) for ix in inspector.get_indexes("jobs")}
+        events = {tuple(ix["column_names"]) for ix in inspector.get_indexes("events")}
+    finally:
+        engine.dispose()
+    assert {("state",), ("user",), ("pool",), ("submitted_at",)} <= jobs
+    assert ("job_id", "id") in events
+
+
+def test_downgrade_to_base_and_upgrade_again(empty_url: str) -> None:
+    """The initial revision can be undone completely and applied again."""
+    with Store(empty_url) as store:
+        store.migrate()
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+    finally:
+        engine.dispose()
+    assert _tables(empty_url) <= {"alembic_version"}
+    with Store(empty_url) as store:
+        store.migrate()
+    assert _tables(empty_url) == TABLES | {"alembic_version"}
+
+
+def test_concurrent_migrations_of_one_database_both_succeed(empty_url: str) -> None:
+    """Two daemons migrating the same empty database at once: one waits for the other."""
+    start = threading.Barrier(2)
+
+    def migrate() -> None:
+        with Store(empty_url) as store:
+            start.wait()
+            store.migrate()
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(migrate) for _ in range(2)]:
+            future.result()
+    assert _revision(empty_url) == _head()
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    """An attempt or event of a job that does not exist is refused by the database."""
+    with pytest.raises(IntegrityError), store._engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO events (job_id, at, kind, message) VALUES (424242, :at, 'x', 'y')"
+        ), {"at": at(0).replace(tzinfo=None)})
+    job = store.add_job("alice", request(), at(0))
+    store.begin_attempt(job.id, "beta", "placed", at(1))
+    store.update_attempt(job.id, 1, AttemptState.RUNNING, at(2))  # the FK allows real ones
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    """On SQLite every connection is in WAL mode with a busy timeout and foreign keys on."""
+    with Store(f"sqlite:///{tmp_path / 'sfed.db'}") as store:
+        store.migrate()
+        with store._engine.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "busy_timeout", "foreign_keys")
+            }
+    assert pragmas["journal_mode"] == "wal"
+    assert int(str(pragmas["busy_timeout"])) >= 1000
+    assert pragmas["foreign_keys"] == 1
+
+
+def test_sqlite_migrate_creates_the_parent_directory(tmp_path: Path) -> None:
+    """migrate() creates the directory of a new SQLite file."""
+    path = tmp_path / "var" / "lib" / "sfed" / "sfed.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+    assert path.is_file()
+
+
+def test_sqlite_in_memory_store_works_from_threads() -> None:
+    """sqlite:// (in memory, for tests elsewhere) migrates and serves several threads."""
+    with Store("sqlite://") as store:
+        store.migrate()
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(lambda i: store.add_job("alice", request(), at(i)).id, range(40)))
+        assert sorted(ids) == list(range(1, 41))
+        assert len(store.list_jobs()) == 40
