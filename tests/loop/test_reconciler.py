@@ -1,0 +1,226 @@
+"""Tests of scheduler.loop.reconciler: the loop's repair paths, on a real SQLite store.
+
+The happy paths run against real Slurm in tests/e2e. Here an in-memory pool (the same
+`Pool` protocol) produces what a real cluster cannot on demand: refusals, silence, vanished
+jobs, a crash between sbatch and the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scheduler.config import Config, parse_config
+from scheduler.domain import (
+    AttemptState,
+    JobRequest,
+    JobState,
+    NodeSnapshot,
+    RemoteJob,
+    RemoteSubmission,
+    RemoteTag,
+)
+from scheduler.loop.reconciler import MAX_SUBMIT_TRIES, Loop
+from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.store import Store
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class MemoryPool:
+    """A pool that keeps its jobs in a dict and fails on request."""
+
+    name: str
+    nodes: int = 2
+    gpus: int = 4
+    jobs: dict[str, RemoteJob] = field(default_factory=dict)
+    refuse: str | None = None
+    silent: bool = False
+    cancelled: list[str] = field(default_factory=list)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
+
+    def _check(self) -> None:
+        if self.silent:
+            raise PoolUnreachable(f"{self.name}: connection refused")
+
+    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
+        self._check()
+        return tuple(NodeSnapshot(f"{self.name}-n{i}", self.gpus, self.gpus, 16, 16, 64000, 64000)
+                     for i in range(self.nodes))
+
+    async def submit(self, submission: RemoteSubmission) -> str:
+        self._check()
+        if self.refuse:
+            raise PoolError(self.refuse)
+        remote_id = str(next(self.ids))
+        self.jobs[remote_id] = RemoteJob(remote_id, AttemptState.PENDING, tag=submission.tag)
+        return remote_id
+
+    async def find(self, tag: RemoteTag) -> RemoteJob | None:
+        self._check()
+        return next((j for j in self.jobs.values() if j.tag == tag), None)
+
+    async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
+        self._check()
+        return {i: self.jobs[i] for i in remote_ids if i in self.jobs}
+
+    async def cancel(self, remote_id: str) -> None:
+        self._check()
+        self.cancelled.append(remote_id)
+        if remote_id in self.jobs:
+            self.jobs[remote_id] = RemoteJob(remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag)
+
+    async def close(self) -> None:
+        return None
+
+    def finish(self, remote_id: str, state: AttemptState, exit_code: int) -> None:
+        self.jobs[remote_id] = RemoteJob(remote_id, state, tag=self.jobs[remote_id].tag, exit_code=exit_code)
+
+
+def config_for(*names: str) -> Config:
+    """A config with one Slurm pool per name (alpha cheapest)."""
+    return parse_config({"federation": {"name": "t"},
+                         "pools": [{"name": n, "partition": "gpu", "price_per_gpu_hour": float(i)}
+                                   for i, n in enumerate(names)]})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store in a temp dir."""
+    s = Store(f"sqlite:///{tmp_path / 'sfed.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def make_loop(store: Store, *pools: MemoryPool) -> Loop:
+    """A started loop over the given pools."""
+    loop = Loop(config_for(*(p.name for p in pools)), store, {p.name: p for p in pools}, clock=lambda: NOW)
+    asyncio.run(loop.start())
+    return loop
+
+
+def submit(store: Store, nodes: int = 2, gpus: int = 4) -> int:
+    """Queue a job directly in the store."""
+    return store.add_job("alice", JobRequest(script=b"#!/bin/sh\n", nodes=nodes, gpus_per_node=gpus), NOW).id
+
+
+def run_pass(loop: Loop) -> None:
+    asyncio.run(loop.run_pass())
+
+
+def test_unreachable_pool_gets_no_jobs(store: Store) -> None:
+    """A silent pool is marked unreachable and the job goes to the pool that answers."""
+    alpha, beta = MemoryPool("alpha", silent=True), MemoryPool("beta")
+    loop = make_loop(store, alpha, beta)
+    job_id = submit(store)
+    run_pass(loop)
+    assert store.pools()["alpha"].reachable is False
+    job = store.get_job(job_id)
+    assert job is not None and (job.state, job.pool) == (JobState.PLACED, "beta")
+    assert not alpha.jobs
+
+
+def test_refused_submission_goes_back_to_the_queue(store: Store) -> None:
+    """A pool's refusal aborts the attempt and queues the job again, with the reason."""
+    alpha = MemoryPool("alpha", refuse="invalid partition")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.PENDING
+    assert "invalid partition" in store.attempts(job_id)[0].reason
+
+
+def test_job_fails_after_repeated_refusals(store: Store) -> None:
+    """After MAX_SUBMIT_TRIES refusals the job fails instead of looping forever."""
+    loop = make_loop(store, MemoryPool("alpha", refuse="invalid partition"))
+    job_id = submit(store)
+    for _ in range(MAX_SUBMIT_TRIES):
+        run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.FAILED
+    assert len(store.attempts(job_id)) == MAX_SUBMIT_TRIES
+
+
+def test_remote_end_reaches_the_job(store: Store) -> None:
+    """A remote FAILED with exit 3 ends the federation job FAILED with exit 3."""
+    alpha = MemoryPool("alpha")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    run_pass(loop)
+    [remote_id] = alpha.jobs
+    alpha.finish(remote_id, AttemptState.FAILED, 3)
+    run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and (job.state, job.exit_code) == (JobState.FAILED, 3)
+
+
+def test_vanished_remote_job_is_lost(store: Store) -> None:
+    """A remote job the pool forgot without an end is LOST and the job FAILED."""
+    alpha = MemoryPool("alpha")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    run_pass(loop)
+    alpha.jobs.clear()
+    run_pass(loop)
+    assert store.attempts(job_id)[0].state is AttemptState.LOST
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.FAILED
+
+
+def test_unrecorded_submission_is_found_by_tag(store: Store) -> None:
+    """An attempt left SUBMITTING whose job reached the pool is recovered, not resubmitted."""
+    alpha = MemoryPool("alpha")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    attempt = store.begin_attempt(job_id, "alpha", "placed", NOW)
+    alpha.jobs["77"] = RemoteJob("77", AttemptState.RUNNING, tag=RemoteTag("t", job_id, attempt.number))
+    run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and (job.state, job.remote_id) == (JobState.RUNNING, "77")
+    assert list(alpha.jobs) == ["77"]
+
+
+def test_unrecorded_submission_that_never_arrived_is_placed_again(store: Store) -> None:
+    """An attempt left SUBMITTING with no remote job is aborted and the job placed anew."""
+    alpha = MemoryPool("alpha")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    store.begin_attempt(job_id, "alpha", "placed", NOW)
+    run_pass(loop)
+    attempts = store.attempts(job_id)
+    assert [a.state for a in attempts] == [AttemptState.FAILED, AttemptState.PENDING]
+    assert len(alpha.jobs) == 1
+
+
+def test_cancel_reaches_the_pool(store: Store) -> None:
+    """A cancel request on a placed job cancels the remote job and ends the job CANCELLED."""
+    alpha = MemoryPool("alpha")
+    loop = make_loop(store, alpha)
+    job_id = submit(store)
+    run_pass(loop)
+    store.request_cancel(job_id, NOW, by="alice")
+    run_pass(loop)
+    run_pass(loop)
+    assert alpha.cancelled == list(alpha.jobs)
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.CANCELLED
+
+
+def test_two_jobs_in_one_pass_do_not_share_nodes(store: Store) -> None:
+    """Two 2-node jobs on a 2-node pool: one is placed, the other waits with the reason."""
+    loop = make_loop(store, MemoryPool("alpha"))
+    first, second = submit(store), submit(store)
+    run_pass(loop)
+    states = {j: store.get_job(j) for j in (first, second)}
+    assert [s.state if s else None for s in states.values()] == [JobState.PLACED, JobState.PENDING]
+    waiting = states[second]
+    assert waiting is not None and "alpha:" in waiting.reason
