@@ -38,7 +38,7 @@ CLUSTER = "beta"
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(n: int, one: Callable[[], None]) -> tuple[float, list[float]]:
@@ -61,7 +61,9 @@ def wait_remote_id(client: Client, job_id: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=100)
     args = parser.parse_args()
     lab = Lab.default()
@@ -71,31 +73,55 @@ def main() -> int:
         work = Path(tmp)
         script_path = work / "job.sh"
         script_path.write_bytes(SCRIPT)
-        config = federation_config(lab, store_url=f"sqlite:///{work / 'sfed.db'}", socket=work / "sfed.sock",
-                                   interval_s=1.0, name="bench")
-        daemon = SfeddProcess(write_config(config, work / "sfed.yaml"), work / "sfed.sock", work / "sfedd.log")
+        config = federation_config(
+            lab,
+            store_url=f"sqlite:///{work / 'sfed.db'}",
+            socket=work / "sfed.sock",
+            interval_s=1.0,
+            name="bench",
+        )
+        daemon = SfeddProcess(
+            write_config(config, work / "sfed.yaml"), work / "sfed.sock", work / "sfedd.log"
+        )
         daemon.start()
         try:
-            def sbatch() -> None:
-                subprocess.run(["sbatch", "--parsable", "-p", "gpu", "-o", "/dev/null", "-J", "bench"],
-                               input=SCRIPT, env=env, check=True, capture_output=True)
 
-            spec = pb.JobSpec(script=SCRIPT, job_name="bench", partition=CLUSTER, output="/dev/null", chdir=tmp)
+            def sbatch() -> None:
+                subprocess.run(
+                    ["sbatch", "--parsable", "-p", "gpu", "-o", "/dev/null", "-J", "bench"],
+                    input=SCRIPT,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+
+            spec = pb.JobSpec(
+                script=SCRIPT, job_name="bench", partition=CLUSTER, output="/dev/null", chdir=tmp
+            )
             with Client(daemon.address) as client:
+
                 def sfed_grpc() -> None:
                     reply = client.federation.SubmitJob(pb.SubmitJobRequest(spec=spec, user="root"))
                     wait_remote_id(client, reply.job_id)
 
                 def sfed_cli() -> None:
-                    out = daemon.sfed("submit", "--parsable", "-p", CLUSTER, "-o", "/dev/null", str(script_path))
+                    out = daemon.sfed(
+                        "submit", "--parsable", "-p", CLUSTER, "-o", "/dev/null", str(script_path)
+                    )
                     if out.returncode != 0:
                         raise SystemExit(out.stderr)
                     wait_remote_id(client, int(out.stdout))
 
                 measure(5, sbatch)  # warm up both paths
                 measure(5, sfed_grpc)
-                rows = [(name, *measure(args.jobs, fn)) for name, fn in
-                        (("sbatch", sbatch), ("sfed grpc", sfed_grpc), ("sfed cli", sfed_cli))]
+                rows = [
+                    (name, *measure(args.jobs, fn))
+                    for name, fn in (
+                        ("sbatch", sbatch),
+                        ("sfed grpc", sfed_grpc),
+                        ("sfed cli", sfed_cli),
+                    )
+                ]
         finally:
             daemon.stop()
             subprocess.run(["scancel", "-n", "bench"], env=env, check=False)
@@ -104,8 +130,10 @@ def main() -> int:
     print(f"{'path':<10} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'rate vs sbatch':>15}")
     for name, total, lat in rows:
         rate = args.jobs / total
-        print(f"{name:<10} {rate:8.1f} {statistics.median(lat) * 1000:8.1f} "
-              f"{percentile(lat, 0.99) * 1000:8.1f} {rate / base_rate:15.2f}")
+        print(
+            f"{name:<10} {rate:8.1f} {statistics.median(lat) * 1000:8.1f} "
+            f"{percentile(lat, 0.99) * 1000:8.1f} {rate / base_rate:15.2f}"
+        )
     return 0
 
 

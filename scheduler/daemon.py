@@ -40,8 +40,13 @@ async def serve(config: Config, *, fault_points: frozenset[str] = frozenset()) -
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    log.info("daemon.started", pid=os.getpid(), listen=addresses, pools=list(adapters),
-             store=config.store.url.split("://")[0])
+    log.info(
+        "daemon.started",
+        pid=os.getpid(),
+        listen=addresses,
+        pools=list(adapters),
+        store=config.store.url.split("://")[0],
+    )
     try:
         await loop.run(stop)
     finally:
@@ -54,8 +59,12 @@ async def serve(config: Config, *, fault_points: frozenset[str] = frozenset()) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sfedd", description=__doc__)
-    parser.add_argument("-c", "--config", default=os.environ.get("SFED_CONFIG", DEFAULT_CONFIG),
-                        help=f"configuration file, .toml or .yaml (default {DEFAULT_CONFIG}, or $SFED_CONFIG)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("SFED_CONFIG", DEFAULT_CONFIG),
+        help=f"configuration file, .toml or .yaml (default {DEFAULT_CONFIG}, or $SFED_CONFIG)",
+    )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
     try:

@@ -30,7 +30,9 @@ def parse_time_limit_min(text: str) -> int:
     for pattern, units in _TIME_FORMS:
         match = pattern.match(text)
         if match:
-            seconds = sum(int(v) * _UNIT_SECONDS[u] for v, u in zip(match.groups(), units, strict=True))
+            seconds = sum(
+                int(v) * _UNIT_SECONDS[u] for v, u in zip(match.groups(), units, strict=True)
+            )
             if seconds <= 0:
                 raise ValueError(f"time limit {text!r} must be more than zero")
             return -(-seconds // 60)

@@ -49,26 +49,31 @@ def test_ssh_transport_needs_ssh_table() -> None:
 
 def test_ssh_key_file_must_exist(tmp_path: Path) -> None:
     """A missing key file is named at start, not at the first connection."""
-    ssh = {"host": "h", "user": "u", "key": str(tmp_path / "nokey"), "known_hosts": str(tmp_path / "kh")}
-    with pytest.raises(ConfigError, match="pools.0.ssh.key: no such file"):
+    ssh = {
+        "host": "h",
+        "user": "u",
+        "key": str(tmp_path / "nokey"),
+        "known_hosts": str(tmp_path / "kh"),
+    }
+    with pytest.raises(ConfigError, match=r"pools\.0\.ssh\.key: no such file"):
         parse_config(minimal(transport="ssh", ssh=ssh))
 
 
 def test_path_map_must_be_absolute() -> None:
     """Relative path-map entries are refused."""
-    with pytest.raises(ConfigError, match="pools.0.path_map"):
+    with pytest.raises(ConfigError, match=r"pools\.0\.path_map"):
         parse_config(minimal(path_map={"shared": "/mnt/shared"}))
 
 
 def test_store_url_scheme_is_checked() -> None:
     """Only SQLite and Postgres (psycopg) URLs are accepted."""
-    with pytest.raises(ConfigError, match="store.url: must start with"):
+    with pytest.raises(ConfigError, match=r"store\.url: must start with"):
         parse_config({"store": {"url": "mysql://x"}})
 
 
 def test_tcp_address_is_checked() -> None:
     """A TCP listen address needs a valid port."""
-    with pytest.raises(ConfigError, match="server.tcp"):
+    with pytest.raises(ConfigError, match=r"server\.tcp"):
         parse_config({"server": {"tcp": "localhost:99999"}})
 
 

@@ -21,8 +21,16 @@ MAP = PathMap({"/shared": "/mnt/shared", "/shared/scratch": "/scratch", "/data/"
         ("/data/a", "/a"),
         ("/data", "/"),
     ],
-    ids=["prefix", "exact", "longest-wins", "not-a-dir-prefix", "unmapped", "relative", "to-root",
-         "root-exact"],
+    ids=[
+        "prefix",
+        "exact",
+        "longest-wins",
+        "not-a-dir-prefix",
+        "unmapped",
+        "relative",
+        "to-root",
+        "root-exact",
+    ],
 )
 def test_translate(path: str, expected: str) -> None:
     """Paths map by the longest directory prefix and nothing else."""

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.sbatch_options import parse_gres, parse_memory_mb, parse_time_limit_min, sbatch_directives
+from scheduler.sbatch_options import (
+    parse_gres,
+    parse_memory_mb,
+    parse_time_limit_min,
+    sbatch_directives,
+)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +29,9 @@ def test_bad_time_limits(text: str) -> None:
         parse_time_limit_min(text)
 
 
-@pytest.mark.parametrize(("text", "mb"), [("512", 512), ("16G", 16384), ("2048M", 2048), ("1T", 1048576)])
+@pytest.mark.parametrize(
+    ("text", "mb"), [("512", 512), ("16G", 16384), ("2048M", 2048), ("1T", 1048576)]
+)
 def test_memory_sizes(text: str, mb: int) -> None:
     """Memory sizes with sbatch's suffixes convert to megabytes."""
     assert parse_memory_mb(text) == mb
@@ -44,8 +51,12 @@ def test_gres_gpu_counts(text: str, gpus: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("fpga:1", "unknown gres 'fpga'"), ("gpu:a100:2", "typed gres"), ("gpu:0", "invalid gres count"),
-     ("gpu:x", "invalid gres count")],
+    [
+        ("fpga:1", "unknown gres 'fpga'"),
+        ("gpu:a100:2", "typed gres"),
+        ("gpu:0", "invalid gres count"),
+        ("gpu:x", "invalid gres count"),
+    ],
 )
 def test_bad_gres(text: str, message: str) -> None:
     """Unknown, typed and non-positive gres are refused with the reason."""

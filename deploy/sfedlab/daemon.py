@@ -21,7 +21,9 @@ __all__ = ["SfeddProcess"]
 class SfeddProcess:
     """sfedd with `config`, listening on the unix socket `socket`, logging to `log`."""
 
-    def __init__(self, config: Path, socket: Path, log: Path, *, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self, config: Path, socket: Path, log: Path, *, bin_dir: Path | None = None
+    ) -> None:
         self.config, self.socket, self.log = config, socket, log
         self.bin_dir = bin_dir or Path(sys.executable).parent
         self.proc: subprocess.Popen[bytes] | None = None

@@ -25,8 +25,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, sep: str | N
     if sep is not None:
         return "\n".join(sep.join(row) for row in [headers, *rows])
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = [" ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *rows]]
+    lines = [
+        " ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -58,26 +60,69 @@ def _gpus(job: pb.JobInfo) -> str:
 def pools_table(pools: Sequence[pb.PoolInfo]) -> str:
     rows = [
         [
-            p.name, p.kind, p.transport, p.state, p.partition,
-            f"{p.nodes_idle}/{p.nodes_total}", f"{p.gpus_free}/{p.gpus_total}",
-            str(p.max_gpus_per_node), f"{p.price_per_gpu_hour:.2f}", str(p.weight), str(p.jobs_active),
+            p.name,
+            p.kind,
+            p.transport,
+            p.state,
+            p.partition,
+            f"{p.nodes_idle}/{p.nodes_total}",
+            f"{p.gpus_free}/{p.gpus_total}",
+            str(p.max_gpus_per_node),
+            f"{p.price_per_gpu_hour:.2f}",
+            str(p.weight),
+            str(p.jobs_active),
             p.reason,
         ]
         for p in pools
     ]
-    headers = ["POOL", "KIND", "VIA", "STATE", "PARTITION", "NODES(idle/total)", "GPUS(free/total)",
-               "GPUS/NODE", "$/GPU-H", "WEIGHT", "JOBS", "REASON"]
+    headers = [
+        "POOL",
+        "KIND",
+        "VIA",
+        "STATE",
+        "PARTITION",
+        "NODES(idle/total)",
+        "GPUS(free/total)",
+        "GPUS/NODE",
+        "$/GPU-H",
+        "WEIGHT",
+        "JOBS",
+        "REASON",
+    ]
     return table(headers, rows)
 
 
 def queue_table(jobs: Sequence[pb.JobInfo]) -> str:
     rows = [
-        [str(j.id), j.spec.job_name[:20], j.user, j.state, j.pool or "-", j.remote_id or "-",
-         str(j.spec.nodes), _gpus(j), _elapsed(j), j.reason.split("; ")[0][:60]]
+        [
+            str(j.id),
+            j.spec.job_name[:20],
+            j.user,
+            j.state,
+            j.pool or "-",
+            j.remote_id or "-",
+            str(j.spec.nodes),
+            _gpus(j),
+            _elapsed(j),
+            j.reason.split("; ")[0][:60],
+        ]
         for j in jobs
     ]
-    return table(["JOBID", "NAME", "USER", "STATE", "POOL", "REMOTEID", "NODES", "GPUS/NODE", "TIME",
-                  "REASON"], rows)
+    return table(
+        [
+            "JOBID",
+            "NAME",
+            "USER",
+            "STATE",
+            "POOL",
+            "REMOTEID",
+            "NODES",
+            "GPUS/NODE",
+            "TIME",
+            "REASON",
+        ],
+        rows,
+    )
 
 
 HISTORY_FIELDS: dict[str, Callable[[pb.JobInfo], str]] = {
@@ -98,7 +143,9 @@ HISTORY_FIELDS: dict[str, Callable[[pb.JobInfo], str]] = {
     "elapsed": _elapsed,
     "reason": lambda j: j.reason,
 }
-DEFAULT_HISTORY_FORMAT = "JobID,JobName,User,State,ExitCode,Pool,RemoteID,NNodes,GPUs,Submit,Elapsed"
+DEFAULT_HISTORY_FORMAT = (
+    "JobID,JobName,User,State,ExitCode,Pool,RemoteID,NNodes,GPUs,Submit,Elapsed"
+)
 
 
 def history_table(jobs: Sequence[pb.JobInfo], spec: str, *, parsable: bool = False) -> str:
@@ -107,13 +154,15 @@ def history_table(jobs: Sequence[pb.JobInfo], spec: str, *, parsable: bool = Fal
 
     columns: list[tuple[str, Callable[[pb.JobInfo], str], int | None]] = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, width = item.partition("%")
+        name, _, width_text = item.partition("%")
         getter = HISTORY_FIELDS.get(name.lower())
         if getter is None:
-            raise UsageError(f"--format: unknown field {name!r} (available: {', '.join(HISTORY_FIELDS)})")
-        if width and not width.isdigit():
+            raise UsageError(
+                f"--format: unknown field {name!r} (available: {', '.join(HISTORY_FIELDS)})"
+            )
+        if width_text and not width_text.isdigit():
             raise UsageError(f"--format: bad width in {item!r}")
-        columns.append((name, getter, int(width) if width else None))
+        columns.append((name, getter, int(width_text) if width_text else None))
     if not columns:
         raise UsageError("--format: no fields given")
     headers = [name for name, _, _ in columns]
@@ -148,7 +197,9 @@ def job_details(job: pb.JobInfo) -> str:
         code = f" exit {a.exit_code}" if a.HasField("exit_code") else ""
         where = f" nodes {a.nodelist}" if a.nodelist else ""
         reason = f" ({a.reason})" if a.reason else ""
-        lines.append(f"   Attempt {a.number}: {a.pool} job {a.remote_id or '?'} {a.state}{code}{where}{reason}")
+        lines.append(
+            f"   Attempt {a.number}: {a.pool} job {a.remote_id or '?'} {a.state}{code}{where}{reason}"
+        )
     return "\n".join(lines)
 
 
@@ -161,7 +212,9 @@ def event_line(event: pb.JobEvent) -> str:
 def explanation(exp: pb.Explanation) -> str:
     lines = [f"job {exp.job_id} {exp.state}: {exp.summary}"]
     lines += [f"  {reason}" for reason in exp.pool_reasons]
-    placements = [e for e in exp.history if e.kind in ("placed", "state", "submitted_remote", "aborted")]
+    placements = [
+        e for e in exp.history if e.kind in ("placed", "state", "submitted_remote", "aborted")
+    ]
     if placements:
         lines.append("history:")
         lines += [f"  {event_line(e)}" for e in placements]

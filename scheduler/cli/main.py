@@ -19,7 +19,12 @@ from google.protobuf.json_format import MessageToDict
 
 from scheduler.cli import format as fmt
 from scheduler.cli.client import Client, ClientError
-from scheduler.cli.submit_args import UsageError, add_sbatch_options, build_spec, unknown_option_message
+from scheduler.cli.submit_args import (
+    UsageError,
+    add_sbatch_options,
+    build_spec,
+    unknown_option_message,
+)
 from scheduler.cli.timespec import parse_when
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 
@@ -78,8 +83,9 @@ def _wait(client: Client, job_id: int, *, quiet: bool) -> int:
 
 
 def cmd_queue(client: Client, args: argparse.Namespace) -> int:
-    request = pb.ListJobsRequest(states=["PENDING", "PLACED", "RUNNING"], user=args.user or "",
-                                 pool=args.pool or "")
+    request = pb.ListJobsRequest(
+        states=["PENDING", "PLACED", "RUNNING"], user=args.user or "", pool=args.pool or ""
+    )
     jobs = client.federation.ListJobs(request).jobs
     print(_json(pb.ListJobsResponse(jobs=jobs)) if args.json else fmt.queue_table(jobs))
     return 0
@@ -107,8 +113,9 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
-    request = pb.ListJobsRequest(user=args.user or "", pool=args.pool or "",
-                                 limit=args.limit or 0, newest_first=False)
+    request = pb.ListJobsRequest(
+        user=args.user or "", pool=args.pool or "", limit=args.limit or 0, newest_first=False
+    )
     if args.state:
         request.states.extend(s.strip().upper() for s in args.state.split(",") if s.strip())
     for name in ("since", "until"):
@@ -143,13 +150,21 @@ def cmd_resume(client: Client, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sfed", description="Use and administer the sfed federation.")
-    parser.add_argument("--address", default=os.environ.get("SFED_ADDRESS", DEFAULT_ADDRESS),
-                        help=f"sfedd address: unix:/path or host:port (default {DEFAULT_ADDRESS}, or $SFED_ADDRESS)")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SFED_ADDRESS", DEFAULT_ADDRESS),
+        help=f"sfedd address: unix:/path or host:port (default {DEFAULT_ADDRESS}, or $SFED_ADDRESS)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for sfedd")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, fn: Callable[[Client, argparse.Namespace], int], help_text: str,
-                *, listing: bool = False) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        fn: Callable[[Client, argparse.Namespace], int],
+        help_text: str,
+        *,
+        listing: bool = False,
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(fn=fn)
         if listing:
@@ -160,13 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("submit", cmd_submit, "submit a batch script (sbatch options and #SBATCH lines)")
     add_sbatch_options(p)
     p.add_argument("--parsable", action="store_true", help="print only the job id")
-    p.add_argument("-W", "--wait", action="store_true", help="wait for the job to end; exit with its code")
+    p.add_argument(
+        "-W", "--wait", action="store_true", help="wait for the job to end; exit with its code"
+    )
     p.add_argument("script")
     p = command("queue", cmd_queue, "jobs waiting or running", listing=True)
     p.add_argument("-u", "--user")
     p.add_argument("--pool")
     command("show", cmd_show, "one job in detail", listing=True).add_argument("job")
-    command("explain", cmd_explain, "why a job waits or went where it went", listing=True).add_argument("job")
+    command(
+        "explain", cmd_explain, "why a job waits or went where it went", listing=True
+    ).add_argument("job")
     p = command("cancel", cmd_cancel, "cancel jobs")
     p.add_argument("jobs", nargs="+", metavar="JOB")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -177,15 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-S", "--since", help="e.g. 2026-01-31, 2026-01-31T08:00, now-2hours")
     p.add_argument("-E", "--until")
     p.add_argument("--limit", type=int)
-    p.add_argument("-o", "--format", default=fmt.DEFAULT_HISTORY_FORMAT,
-                   help=f"fields, sacct style (available: {', '.join(fmt.HISTORY_FIELDS)})")
+    p.add_argument(
+        "-o",
+        "--format",
+        default=fmt.DEFAULT_HISTORY_FORMAT,
+        help=f"fields, sacct style (available: {', '.join(fmt.HISTORY_FIELDS)})",
+    )
     p.add_argument("-p", "--parsable", action="store_true", help="fields separated by |")
     p = command("watch", cmd_watch, "follow a job's events until it ends", listing=True)
     p.add_argument("job")
     p = command("drain", cmd_drain, "stop placing new jobs on a pool", listing=True)
     p.add_argument("pool")
     p.add_argument("--reason")
-    command("resume", cmd_resume, "place jobs on a drained pool again", listing=True).add_argument("pool")
+    command("resume", cmd_resume, "place jobs on a drained pool again", listing=True).add_argument(
+        "pool"
+    )
     return parser
 
 

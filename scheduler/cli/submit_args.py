@@ -13,9 +13,21 @@ from scheduler.sbatch_options import parse_memory_mb, parse_time_limit_min, sbat
 __all__ = ["SUPPORTED_OPTIONS", "UsageError", "add_sbatch_options", "build_spec"]
 
 SUPPORTED_OPTIONS = (
-    "-N/--nodes", "-n/--ntasks", "--gres", "-G/--gpus-per-node", "-c/--cpus-per-task", "--mem",
-    "-t/--time", "-p/--partition", "-J/--job-name", "-D/--chdir", "-o/--output", "-e/--error",
-    "--export", "--requeue/--no-requeue", "--priority",
+    "-N/--nodes",
+    "-n/--ntasks",
+    "--gres",
+    "-G/--gpus-per-node",
+    "-c/--cpus-per-task",
+    "--mem",
+    "-t/--time",
+    "-p/--partition",
+    "-J/--job-name",
+    "-D/--chdir",
+    "-o/--output",
+    "-e/--error",
+    "--export",
+    "--requeue/--no-requeue",
+    "--priority",
 )
 
 
@@ -42,7 +54,10 @@ def add_sbatch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-D", "--chdir", help="working directory (default: the current one)")
     parser.add_argument("-o", "--output")
     parser.add_argument("-e", "--error")
-    parser.add_argument("--export", help="ALL (default: the job gets these plus the pool's), NONE or VAR[=value],...")
+    parser.add_argument(
+        "--export",
+        help="ALL (default: the job gets these plus the pool's), NONE or VAR[=value],...",
+    )
     parser.add_argument("--requeue", action="store_true", default=None)
     parser.add_argument("--no-requeue", dest="requeue", action="store_false")
     parser.add_argument("--priority", help="higher runs first among waiting jobs")
@@ -64,8 +79,10 @@ def _directive_options(script: bytes) -> argparse.Namespace:
     except UsageError as exc:
         raise UsageError(f"#SBATCH line in the script: {exc}") from None
     if unknown:
-        raise UsageError(f"#SBATCH line in the script: unsupported option {unknown[0]!r} "
-                         f"(supported: {', '.join(SUPPORTED_OPTIONS)})")
+        raise UsageError(
+            f"#SBATCH line in the script: unsupported option {unknown[0]!r} "
+            f"(supported: {', '.join(SUPPORTED_OPTIONS)})"
+        )
     return namespace
 
 

@@ -150,11 +150,17 @@ class Loop:
         await self._reconcile(report)
         await self._place(report)
         if report.placed or report.state_changes:
-            log.info("loop.pass", placed=len(report.placed), waiting=report.waiting,
-                     changes=report.state_changes)
+            log.info(
+                "loop.pass",
+                placed=len(report.placed),
+                waiting=report.waiting,
+                changes=report.state_changes,
+            )
         return report
 
-    def snapshots(self, inflight: Mapping[str, Sequence[JobRequest]] | None = None) -> list[PoolSnapshot]:
+    def snapshots(
+        self, inflight: Mapping[str, Sequence[JobRequest]] | None = None
+    ) -> list[PoolSnapshot]:
         """The pure core's view of every pool."""
         return [
             PoolSnapshot(
@@ -213,8 +219,12 @@ class Loop:
             view = self.pools.get(pool_name)
             if view is None:
                 for attempt in pool_attempts:
-                    await self._update(report, attempt, AttemptState.LOST,
-                                       reason=f"pool {pool_name} is no longer configured")
+                    await self._update(
+                        report,
+                        attempt,
+                        AttemptState.LOST,
+                        reason=f"pool {pool_name} is no longer configured",
+                    )
                 continue
             if not view.reachable:
                 continue
@@ -238,32 +248,63 @@ class Loop:
             found = await self._call(view, view.adapter.find(tag))
             job = jobs.get(attempt.job_id)
             if found is not None:
-                log.info("attempt.recovered", job_id=attempt.job_id, pool=name, remote_id=found.remote_id)
-                await self._db(self.store.record_remote_id, attempt.job_id, attempt.number,
-                               found.remote_id, self.clock())
-                polled.append(replace(attempt, remote_id=found.remote_id, state=AttemptState.PENDING))
+                log.info(
+                    "attempt.recovered", job_id=attempt.job_id, pool=name, remote_id=found.remote_id
+                )
+                await self._db(
+                    self.store.record_remote_id,
+                    attempt.job_id,
+                    attempt.number,
+                    found.remote_id,
+                    self.clock(),
+                )
+                polled.append(
+                    replace(attempt, remote_id=found.remote_id, state=AttemptState.PENDING)
+                )
             elif job is not None and job.cancel_requested:
-                await self._update(report, attempt, AttemptState.CANCELLED, reason="cancelled before it started")
+                await self._update(
+                    report, attempt, AttemptState.CANCELLED, reason="cancelled before it started"
+                )
             else:
                 log.warning("attempt.not_found", job_id=attempt.job_id, pool=name)
-                await self._db(self.store.abort_attempt, attempt.job_id, attempt.number,
-                               f"the submission never reached {name}; placing again", self.clock(),
-                               back_to_pending=True)
+                await self._db(
+                    self.store.abort_attempt,
+                    attempt.job_id,
+                    attempt.number,
+                    f"the submission never reached {name}; placing again",
+                    self.clock(),
+                    back_to_pending=True,
+                )
                 report.state_changes += 1
         if not polled:
             return
-        remote = await self._call(view, view.adapter.poll([a.remote_id for a in polled if a.remote_id]))
+        remote = await self._call(
+            view, view.adapter.poll([a.remote_id for a in polled if a.remote_id])
+        )
         for attempt in polled:
             assert attempt.remote_id is not None
             seen = remote.get(attempt.remote_id)
             job = jobs.get(attempt.job_id)
             if seen is None:
-                await self._update(report, attempt, AttemptState.LOST,
-                                   reason=f"{name} no longer knows job {attempt.remote_id}")
+                await self._update(
+                    report,
+                    attempt,
+                    AttemptState.LOST,
+                    reason=f"{name} no longer knows job {attempt.remote_id}",
+                )
                 continue
             await self._apply_remote(report, attempt, seen)
-            if job is not None and job.cancel_requested and seen.state not in TERMINAL_ATTEMPT_STATES:
-                log.info("job.cancel_remote", job_id=attempt.job_id, pool=name, remote_id=attempt.remote_id)
+            if (
+                job is not None
+                and job.cancel_requested
+                and seen.state not in TERMINAL_ATTEMPT_STATES
+            ):
+                log.info(
+                    "job.cancel_remote",
+                    job_id=attempt.job_id,
+                    pool=name,
+                    remote_id=attempt.remote_id,
+                )
                 await self._call(view, view.adapter.cancel(attempt.remote_id))
 
     async def _place(self, report: PassReport) -> None:
@@ -293,8 +334,9 @@ class Loop:
         view = self.pools[decision.pool]
         bound = log.bind(job_id=job.id, pool=decision.pool)
         try:
-            attempt = await self._db(self.store.begin_attempt, job.id, decision.pool,
-                                     decision.explain(), self.clock())
+            attempt = await self._db(
+                self.store.begin_attempt, job.id, decision.pool, decision.explain(), self.clock()
+            )
         except StaleJob:
             return  # cancelled meanwhile
         submission = self._submission(job, view, attempt.number)
@@ -308,8 +350,14 @@ class Loop:
         except PoolError as exc:
             again = attempt.number < MAX_SUBMIT_TRIES
             bound.warning("job.submit_refused", error=str(exc), again=again)
-            await self._db(self.store.abort_attempt, job.id, attempt.number,
-                           f"{decision.pool} refused the job: {exc}", self.clock(), back_to_pending=again)
+            await self._db(
+                self.store.abort_attempt,
+                job.id,
+                attempt.number,
+                f"{decision.pool} refused the job: {exc}",
+                self.clock(),
+                back_to_pending=again,
+            )
             report.state_changes += 1
             return
         faults.hit(faults.CRASH_AFTER_REMOTE_SUBMIT, self.faults)
@@ -349,21 +397,54 @@ class Loop:
             and (seen.nodelist or attempt.nodelist) == attempt.nodelist  # Slurm drops it at the end
         ):
             return
-        await self._update(report, attempt, seen.state, exit_code=seen.exit_code, reason=seen.reason,
-                           nodelist=seen.nodelist, started_at=seen.started_at, ended_at=seen.ended_at)
+        await self._update(
+            report,
+            attempt,
+            seen.state,
+            exit_code=seen.exit_code,
+            reason=seen.reason,
+            nodelist=seen.nodelist,
+            started_at=seen.started_at,
+            ended_at=seen.ended_at,
+        )
 
-    async def _update(self, report: PassReport, attempt: Attempt, state: AttemptState, *,
-                      exit_code: int | None = None, reason: str = "", nodelist: str = "",
-                      started_at: datetime | None = None, ended_at: datetime | None = None) -> None:
+    async def _update(
+        self,
+        report: PassReport,
+        attempt: Attempt,
+        state: AttemptState,
+        *,
+        exit_code: int | None = None,
+        reason: str = "",
+        nodelist: str = "",
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
         now = self.clock()
         if state in TERMINAL_ATTEMPT_STATES and ended_at is None:
             ended_at = now
-        job = await self._db(self.store.update_attempt, attempt.job_id, attempt.number, state, now,
-                             exit_code=exit_code, reason=reason, nodelist=nodelist,
-                             started_at=started_at, ended_at=ended_at)
+        job = await self._db(
+            self.store.update_attempt,
+            attempt.job_id,
+            attempt.number,
+            state,
+            now,
+            exit_code=exit_code,
+            reason=reason,
+            nodelist=nodelist,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
         report.state_changes += 1
-        log.info("job.state", job_id=attempt.job_id, pool=attempt.pool, attempt=attempt.number,
-                 state=job.state.value, exit_code=job.exit_code, reason=reason or None)
+        log.info(
+            "job.state",
+            job_id=attempt.job_id,
+            pool=attempt.pool,
+            attempt=attempt.number,
+            state=job.state.value,
+            exit_code=job.exit_code,
+            reason=reason or None,
+        )
 
     async def _mark_unreachable(self, view: PoolView, error: str) -> None:
         if view.reachable:
@@ -379,7 +460,9 @@ class Loop:
         try:
             return await asyncio.wait_for(call, self._timeout)
         except TimeoutError:
-            raise PoolUnreachable(f"{view.config.name} did not answer in {self._timeout:g} s") from None
+            raise PoolUnreachable(
+                f"{view.config.name} did not answer in {self._timeout:g} s"
+            ) from None
 
     @staticmethod
     async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -48,7 +48,7 @@ async def build_server(
         server.add_insecure_port(address)
     for name in (*SERVICE_NAMES, ""):
         # Serving from the start: the loop, not the API, waits on pools.
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, addresses
 
 

@@ -30,9 +30,14 @@ async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-async def _invalid(context: grpc.aio.ServicerContext[Any, Any], exc: InvalidArgument) -> NoReturn:
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    raise AssertionError("unreachable")  # abort raises
+async def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
+    """context.abort, typed: it raises and never returns."""
+    await _abort(context, code, message)
+    raise AssertionError("unreachable")
+
+
+async def _invalid(context: Any, exc: InvalidArgument) -> NoReturn:
+    await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
 def _job_id(value: int) -> int:
@@ -46,7 +51,7 @@ def _split_explanation(text: str) -> tuple[str, list[str]]:
     return head, reasons
 
 
-class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
+class FederationServicer(pb_grpc.FederationServicer):
     def __init__(self, store: Store, loop: Loop, config: Config) -> None:
         self.store, self.loop, self.config = store, loop, config
 
@@ -60,10 +65,15 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
             await _invalid(context, exc)
         impossible = self.loop.never_fits(job_request)
         if impossible:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, impossible)
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, impossible)
         job = await _db(self.store.add_job, user, job_request, utcnow())
-        log.info("job.accepted", job_id=job.id, user=user, nodes=job_request.nodes,
-                 gpus_per_node=job_request.gpus_per_node)
+        log.info(
+            "job.accepted",
+            job_id=job.id,
+            user=user,
+            nodes=job_request.nodes,
+            gpus_per_node=job_request.gpus_per_node,
+        )
         self.loop.wake()
         return pb.SubmitJobResponse(job_id=job.id)
 
@@ -74,7 +84,7 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
             await _invalid(context, exc)
         job = await _db(self.store.get_job, job_id)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         return convert.job_info(job, await _db(self.store.attempts, job_id))
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
@@ -84,8 +94,12 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
         try:
             states = [JobState(s.upper()) for s in request.states]
         except ValueError:
-            await _invalid(context, InvalidArgument(
-                "states", f"unknown state in {list(request.states)}; use {', '.join(JobState)}"))
+            await _invalid(
+                context,
+                InvalidArgument(
+                    "states", f"unknown state in {list(request.states)}; use {', '.join(JobState)}"
+                ),
+            )
         jobs = await _db(
             self.store.list_jobs,
             states=states or None,
@@ -106,19 +120,24 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
             await _invalid(context, exc)
         job = await _db(self.store.get_job, job_id)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         if job.user != user and user not in self.config.server.admins:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"job {job_id} belongs to {job.user}; only it or an admin may cancel it")
+            await _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"job {job_id} belongs to {job.user}; only it or an admin may cancel it",
+            )
         try:
             await _db(self.store.request_cancel, job_id, utcnow(), by=user)
         except UnknownJob:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         log.info("job.cancel_requested", job_id=job_id, by=user)
         self.loop.wake()
         return await self._job(job_id, context)
 
-    async def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> AsyncIterator[pb.JobEvent]:
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Any
+    ) -> AsyncIterator[pb.JobEvent]:
         job_id = request.job_id
         try:
             _job_id(job_id)
@@ -128,7 +147,7 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
         while True:
             job = await _db(self.store.get_job, job_id)
             if job is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+                await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
             for event in await _db(self.store.events, job_id, after):
                 after = event.id
                 yield convert.job_event(event, job.state.value)
@@ -141,10 +160,14 @@ class FederationServicer(pb_grpc.FederationServicer):  # type: ignore[misc]
         events = await _db(self.store.events, info.id)
         placed = [e for e in events if e.kind == "placed"]
         if info.state == JobState.PENDING.value or not placed:
-            summary, reasons = _split_explanation(info.reason or "waiting for the next placement pass")
+            summary, reasons = _split_explanation(
+                info.reason or "waiting for the next placement pass"
+            )
         else:
             _, reasons = _split_explanation(placed[-1].message)
-            summary = f"{info.state.lower()} on {info.pool}" + (f": {info.reason}" if info.reason else "")
+            summary = f"{info.state.lower()} on {info.pool}" + (
+                f": {info.reason}" if info.reason else ""
+            )
         return pb.Explanation(
             job_id=info.id,
             state=info.state,
@@ -165,7 +188,9 @@ def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
         reason=view.reason,
         partition=view.config.partition,
         nodes_total=len(nodes),
-        nodes_idle=sum(1 for n in usable if n.gpus_free == n.gpus_total and n.cpus_free == n.cpus_total),
+        nodes_idle=sum(
+            1 for n in usable if n.gpus_free == n.gpus_total and n.cpus_free == n.cpus_total
+        ),
         gpus_total=sum(n.gpus_total for n in nodes),
         gpus_free=sum(n.gpus_free for n in usable),
         max_gpus_per_node=max((n.gpus_total for n in nodes), default=0),
@@ -176,7 +201,7 @@ def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
     )
 
 
-class AdminServicer(pb_grpc.AdminServicer):  # type: ignore[misc]
+class AdminServicer(pb_grpc.AdminServicer):
     def __init__(self, store: Store, loop: Loop) -> None:
         self.store, self.loop = store, loop
 
@@ -190,18 +215,23 @@ class AdminServicer(pb_grpc.AdminServicer):  # type: ignore[misc]
             pools=[pool_info(view, counts.get(name, 0)) for name, view in self.loop.pools.items()]
         )
 
-    async def _set_drained(self, name: str, drained: bool, reason: str, context: Any) -> pb.PoolInfo:
+    async def _set_drained(
+        self, name: str, drained: bool, reason: str, context: Any
+    ) -> pb.PoolInfo:
         try:
             validate.pool_name(name)
         except InvalidArgument as exc:
             await _invalid(context, exc)
         if name not in self.loop.pools:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"no pool named {name}; pools: {', '.join(self.loop.pools)}")
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no pool named {name}; pools: {', '.join(self.loop.pools)}",
+            )
         try:
             record = await _db(self.store.set_pool_drained, name, drained, reason, utcnow())
         except UnknownPool:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
         view = self.loop.pools[name]
         view.drained, view.drain_reason = record.drained, record.drain_reason
         log.info("pool.drained" if drained else "pool.resumed", pool=name, reason=reason or None)
@@ -210,7 +240,9 @@ class AdminServicer(pb_grpc.AdminServicer):  # type: ignore[misc]
         return pool_info(view, sum(1 for job in active if job.pool == name))
 
     async def DrainPool(self, request: pb.DrainPoolRequest, context: Any) -> pb.PoolInfo:
-        return await self._set_drained(request.name, True, request.reason or "drained by admin", context)
+        return await self._set_drained(
+            request.name, True, request.reason or "drained by admin", context
+        )
 
     async def ResumePool(self, request: pb.ResumePoolRequest, context: Any) -> pb.PoolInfo:
         return await self._set_drained(request.name, False, "", context)

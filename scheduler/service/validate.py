@@ -80,7 +80,9 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
     if time_limit is not None and time_limit < 1:
         raise InvalidArgument(f"{field}.time_limit_min", "must be at least 1 minute")
     if spec.partition and not _PARTITION.match(spec.partition):
-        raise InvalidArgument(f"{field}.partition", f"not a valid partition name: {spec.partition!r}")
+        raise InvalidArgument(
+            f"{field}.partition", f"not a valid partition name: {spec.partition!r}"
+        )
     env: dict[str, str] = {}
     for key, value in spec.environment.items():
         if not _ENV_NAME.match(key):

@@ -21,7 +21,12 @@ def options(*argv: str) -> argparse.Namespace:
 def test_directives_fill_the_spec() -> None:
     """#SBATCH lines set nodes, gres, time and name."""
     spec = build_spec(options(), SCRIPT, "train.sh", cwd="/work")
-    assert (spec.nodes, spec.gres, spec.time_limit_min, spec.job_name) == (2, "gpu:4", 60, "from-script")
+    assert (spec.nodes, spec.gres, spec.time_limit_min, spec.job_name) == (
+        2,
+        "gpu:4",
+        60,
+        "from-script",
+    )
     assert spec.chdir == "/work"
 
 
@@ -39,7 +44,9 @@ def test_job_name_defaults_to_script_name() -> None:
 
 def test_export_takes_named_variables() -> None:
     """--export=VAR,VAR=value sends those variables only."""
-    spec = build_spec(options("--export=ALL,A,B=2"), SCRIPT, "t.sh", cwd="/w", environ={"A": "1", "C": "3"})
+    spec = build_spec(
+        options("--export=ALL,A,B=2"), SCRIPT, "t.sh", cwd="/w", environ={"A": "1", "C": "3"}
+    )
     assert dict(spec.environment) == {"A": "1", "B": "2"}
 
 

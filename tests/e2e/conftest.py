@@ -20,7 +20,9 @@ def filler(lab: Lab) -> Iterator[Filler]:
 
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
-def daemon(request: pytest.FixtureRequest, lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def daemon(
+    request: pytest.FixtureRequest, lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daemon]:
     """A running sfedd over alpha (local) and beta (local or through the lab's sshd)."""
     ssh_pools = ("beta",) if request.param == "ssh" else ()
     d = Daemon(lab, tmp_path_factory.mktemp(f"sfedd-{request.param}"), ssh_pools=ssh_pools)

@@ -24,8 +24,14 @@ class Daemon(SfeddProcess):
         self.workdir = workdir
         self.store_url = f"sqlite:///{workdir / 'sfed.db'}"
         socket = workdir / "sfed.sock"
-        config = federation_config(lab, store_url=self.store_url, socket=socket,
-                                   ssh_pools=ssh_pools, interval_s=0.5, name=f"t{os.getpid()}")
+        config = federation_config(
+            lab,
+            store_url=self.store_url,
+            socket=socket,
+            ssh_pools=ssh_pools,
+            interval_s=0.5,
+            name=f"t{os.getpid()}",
+        )
         self.federation: str = config["federation"]["name"]
         super().__init__(write_config(config, workdir / "sfed.yaml"), socket, workdir / "sfedd.log")
 
@@ -33,8 +39,10 @@ class Daemon(SfeddProcess):
         """The real `sfed` CLI; with check, a non-zero exit fails the test with the daemon's log."""
         result = self.sfed(*args)
         if check and result.returncode != 0:
-            raise AssertionError(f"sfed {' '.join(args)} exited {result.returncode}: "
-                                 f"{result.stderr}\n--- sfedd log ---\n{self.log_tail()}")
+            raise AssertionError(
+                f"sfed {' '.join(args)} exited {result.returncode}: "
+                f"{result.stderr}\n--- sfedd log ---\n{self.log_tail()}"
+            )
         return result
 
     def show(self, job_id: int) -> dict[str, Any]:
@@ -44,15 +52,19 @@ class Daemon(SfeddProcess):
     def submit(self, script: Path, *options: str) -> int:
         return int(self.run("submit", "--parsable", *options, str(script)).stdout.strip())
 
-    def wait_state(self, job_id: int, states: set[str] = TERMINAL, timeout: float = 120) -> dict[str, Any]:
+    def wait_state(
+        self, job_id: int, states: set[str] = TERMINAL, timeout: float = 120
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = self.show(job_id)
             if job["state"] in states:
                 return job
             if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}"
-                                     f"\n--- sfedd log ---\n{self.log_tail()}")
+                raise AssertionError(
+                    f"job {job_id} still {job['state']} after {timeout} s: {job}"
+                    f"\n--- sfedd log ---\n{self.log_tail()}"
+                )
             time.sleep(0.3)
 
 
@@ -65,15 +77,18 @@ def write_script(directory: Path, name: str, body: str) -> Path:
 
 def slurm(lab: Lab, cluster: str, *argv: str, stdin: bytes | None = None) -> str:
     """Run a Slurm command on a lab cluster and return stdout."""
-    result = subprocess.run(list(argv), env=lab.env(cluster), input=stdin, capture_output=True,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        list(argv), env=lab.env(cluster), input=stdin, capture_output=True, timeout=60, check=True
+    )
     return result.stdout.decode()
 
 
 def remote_jobs_tagged(lab: Lab, cluster: str, tag: str) -> list[str]:
     """Ids of every job on `cluster` (any state) whose comment is `tag`."""
     out = slurm(lab, cluster, "squeue", "-h", "--states=all", "-o", "%i %k")
-    return [line.split(" ", 1)[0] for line in out.splitlines() if line.split(" ", 1)[-1].strip() == tag]
+    return [
+        line.split(" ", 1)[0] for line in out.splitlines() if line.split(" ", 1)[-1].strip() == tag
+    ]
 
 
 class Filler:
@@ -85,11 +100,28 @@ class Filler:
 
     def fill(self, cluster: str, nodes: int, gpus: int) -> str:
         script = b"#!/bin/bash\nsleep 600\n"
-        job_id = slurm(self.lab, cluster, "sbatch", "--parsable", "-J", "filler", f"-N{nodes}",
-                       f"--gres=gpu:{gpus}", "-o", "/dev/null", stdin=script).strip().split(";")[0]
+        job_id = (
+            slurm(
+                self.lab,
+                cluster,
+                "sbatch",
+                "--parsable",
+                "-J",
+                "filler",
+                f"-N{nodes}",
+                f"--gres=gpu:{gpus}",
+                "-o",
+                "/dev/null",
+                stdin=script,
+            )
+            .strip()
+            .split(";")[0]
+        )
         self.jobs.append((cluster, job_id))
         deadline = time.monotonic() + 30
-        while slurm(self.lab, cluster, "squeue", "-h", "-j", job_id, "-o", "%T").strip() != "RUNNING":
+        while (
+            slurm(self.lab, cluster, "squeue", "-h", "-j", job_id, "-o", "%T").strip() != "RUNNING"
+        ):
             if time.monotonic() > deadline:
                 raise AssertionError(f"filler {job_id} on {cluster} did not start")
             time.sleep(0.2)
@@ -99,5 +131,3 @@ class Filler:
         for cluster, job_id in self.jobs:
             subprocess.run(["scancel", job_id], env=self.lab.env(cluster), check=False)
         self.jobs.clear()
-
-

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.lab
 HOSTNAME_JOB = "srun hostname\nsrun bash -c 'echo node=$SLURMD_NODENAME'\n"
 
 
-def test_job_lands_on_beta_when_alpha_is_full(daemon: Daemon, filler: Filler, tmp_path: Path) -> None:
+def test_job_lands_on_beta_when_alpha_is_full(
+    daemon: Daemon, filler: Filler, tmp_path: Path
+) -> None:
     """With alpha's GPUs taken, a 2-node gpu:4 job runs on beta on 2 nodes and ends COMPLETED 0."""
     filler.fill("alpha", nodes=2, gpus=4)
     script = write_script(tmp_path, "hello.sh", HOSTNAME_JOB)
@@ -30,9 +32,17 @@ def test_job_lands_on_beta_when_alpha_is_full(daemon: Daemon, filler: Filler, tm
     assert (job["state"], job.get("exit_code"), job["pool"]) == ("COMPLETED", 0, "beta")
     output = (tmp_path / f"out-{job['remote_id']}.txt").read_text()
     assert sorted(line for line in output.splitlines() if line.startswith("node=")) == [
-        "node=beta-n1", "node=beta-n2"]
-    history = daemon.run("history", "--state", "COMPLETED", "--parsable", "--format",
-                          "JobID,State,ExitCode,Pool,NNodes").stdout
+        "node=beta-n1",
+        "node=beta-n2",
+    ]
+    history = daemon.run(
+        "history",
+        "--state",
+        "COMPLETED",
+        "--parsable",
+        "--format",
+        "JobID,State,ExitCode,Pool,NNodes",
+    ).stdout
     assert f"{job_id}|COMPLETED|0:0|beta|2" in history.splitlines()
 
 
@@ -93,14 +103,19 @@ def test_malformed_rpc_gets_invalid_argument(daemon: Daemon) -> None:
     with grpc.insecure_channel(daemon.address) as channel:
         stub = pb_grpc.FederationStub(channel)
         before = len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs)
-        bad = pb.SubmitJobRequest(user="root", spec=pb.JobSpec(script=b"#!/bin/sh\n", nodes=2, ntasks=1))
+        bad = pb.SubmitJobRequest(
+            user="root", spec=pb.JobSpec(script=b"#!/bin/sh\n", nodes=2, ntasks=1)
+        )
         with pytest.raises(grpc.RpcError) as info:
             stub.SubmitJob(bad, timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details().startswith("spec.ntasks:")
         with pytest.raises(grpc.RpcError) as info:
             stub.SubmitJob(pb.SubmitJobRequest(user="root"), timeout=10)
-        assert (info.value.code(), info.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "spec: required")
+        assert (info.value.code(), info.value.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "spec: required",
+        )
         assert len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs) == before
 
 
@@ -117,7 +132,9 @@ def test_cancel_stops_the_remote_job(daemon: Daemon, lab: Lab, tmp_path: Path) -
     assert remote == job["remote_id"]
 
 
-def test_crash_between_sbatch_and_commit_submits_once(fresh_daemon: Daemon, lab: Lab, tmp_path: Path) -> None:
+def test_crash_between_sbatch_and_commit_submits_once(
+    fresh_daemon: Daemon, lab: Lab, tmp_path: Path
+) -> None:
     """kill -9 after sbatch and before the store's commit: the restart finds the job, runs it once."""
     daemon = fresh_daemon
     daemon.start(faults="crash-after-remote-submit")

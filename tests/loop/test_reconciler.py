@@ -52,8 +52,10 @@ class MemoryPool:
 
     async def snapshot(self) -> tuple[NodeSnapshot, ...]:
         self._check()
-        return tuple(NodeSnapshot(f"{self.name}-n{i}", self.gpus, self.gpus, 16, 16, 64000, 64000)
-                     for i in range(self.nodes))
+        return tuple(
+            NodeSnapshot(f"{self.name}-n{i}", self.gpus, self.gpus, 16, 16, 64000, 64000)
+            for i in range(self.nodes)
+        )
 
     async def submit(self, submission: RemoteSubmission) -> str:
         self._check()
@@ -75,20 +77,30 @@ class MemoryPool:
         self._check()
         self.cancelled.append(remote_id)
         if remote_id in self.jobs:
-            self.jobs[remote_id] = RemoteJob(remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag)
+            self.jobs[remote_id] = RemoteJob(
+                remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag
+            )
 
     async def close(self) -> None:
         return None
 
     def finish(self, remote_id: str, state: AttemptState, exit_code: int) -> None:
-        self.jobs[remote_id] = RemoteJob(remote_id, state, tag=self.jobs[remote_id].tag, exit_code=exit_code)
+        self.jobs[remote_id] = RemoteJob(
+            remote_id, state, tag=self.jobs[remote_id].tag, exit_code=exit_code
+        )
 
 
 def config_for(*names: str) -> Config:
     """A config with one Slurm pool per name (alpha cheapest)."""
-    return parse_config({"federation": {"name": "t"},
-                         "pools": [{"name": n, "partition": "gpu", "price_per_gpu_hour": float(i)}
-                                   for i, n in enumerate(names)]})
+    return parse_config(
+        {
+            "federation": {"name": "t"},
+            "pools": [
+                {"name": n, "partition": "gpu", "price_per_gpu_hour": float(i)}
+                for i, n in enumerate(names)
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -102,14 +114,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def make_loop(store: Store, *pools: MemoryPool) -> Loop:
     """A started loop over the given pools."""
-    loop = Loop(config_for(*(p.name for p in pools)), store, {p.name: p for p in pools}, clock=lambda: NOW)
+    loop = Loop(
+        config_for(*(p.name for p in pools)), store, {p.name: p for p in pools}, clock=lambda: NOW
+    )
     asyncio.run(loop.start())
     return loop
 
 
 def submit(store: Store, nodes: int = 2, gpus: int = 4) -> int:
     """Queue a job directly in the store."""
-    return store.add_job("alice", JobRequest(script=b"#!/bin/sh\n", nodes=nodes, gpus_per_node=gpus), NOW).id
+    return store.add_job(
+        "alice", JobRequest(script=b"#!/bin/sh\n", nodes=nodes, gpus_per_node=gpus), NOW
+    ).id
 
 
 def run_pass(loop: Loop) -> None:
@@ -182,7 +198,9 @@ def test_unrecorded_submission_is_found_by_tag(store: Store) -> None:
     loop = make_loop(store, alpha)
     job_id = submit(store)
     attempt = store.begin_attempt(job_id, "alpha", "placed", NOW)
-    alpha.jobs["77"] = RemoteJob("77", AttemptState.RUNNING, tag=RemoteTag("t", job_id, attempt.number))
+    alpha.jobs["77"] = RemoteJob(
+        "77", AttemptState.RUNNING, tag=RemoteTag("t", job_id, attempt.number)
+    )
     run_pass(loop)
     job = store.get_job(job_id)
     assert job is not None and (job.state, job.remote_id) == (JobState.RUNNING, "77")

@@ -44,8 +44,21 @@ def test_valid_spec_converts() -> None:
         ({"environment": {"1BAD": "x"}}, "spec.environment: not a variable name: '1BAD'"),
         ({"nodes": 100001}, "spec.nodes: more than 100000 nodes"),
     ],
-    ids=["empty-script", "no-shebang", "nul", "too-big", "ntasks", "gres", "time", "mem", "partition",
-         "chdir", "name-newline", "env-name", "nodes"],
+    ids=[
+        "empty-script",
+        "no-shebang",
+        "nul",
+        "too-big",
+        "ntasks",
+        "gres",
+        "time",
+        "mem",
+        "partition",
+        "chdir",
+        "name-newline",
+        "env-name",
+        "nodes",
+    ],
 )
 def test_bad_field_is_named(fields: dict[str, Any], message: str) -> None:
     """Each malformed field raises InvalidArgument naming that field."""
