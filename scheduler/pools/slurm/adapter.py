@@ -1,0 +1,187 @@
+"""`SlurmPool`: one partition of one real Slurm cluster, driven through its client commands.
+
+Each call is one command through a `Transport` (local subprocess or SSH):
+
+    snapshot()  sinfo --json                    nodes listing the pool's partition
+    submit()    sbatch --parsable ... (stdin)   the script byte for byte; the tag in --comment
+    find()      squeue --json --states=all      the job whose comment is tag.render()
+    poll()      squeue --json --states=all      one command for any number of ids
+    cancel()    scancel <id>
+
+Errors follow the Pool contract: the controller not answering (a timeout, "Unable to contact
+slurm controller", or a JSON document whose `errors` is not empty, which is how Slurm 22.05's
+`--json` reports it with exit status 0) raises PoolUnreachable; the controller refusing
+(sbatch rejects the job, unknown partition) raises PoolError. Nothing else escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.pools.slurm import commands, parse
+from scheduler.pools.slurm.transport import CommandResult, Transport
+
+__all__ = ["SlurmPool"]
+
+_NOT_THERE = ("Invalid job id specified", "already completing or completed")
+
+
+class SlurmPool:
+    """A `Pool` over one partition of one Slurm cluster (tested against Slurm 22.05)."""
+
+    def __init__(
+        self,
+        name: str,
+        transport: Transport,
+        partition: str,
+        *,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.transport = transport
+        self.partition = partition
+        self.command_timeout = command_timeout
+        # Lazy: resolved against the structlog configuration in force at each call.
+        self._log = structlog.get_logger(pool=name)
+
+    def __repr__(self) -> str:
+        return f"SlurmPool({self.name!r}, partition={self.partition!r}, {self.transport!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        try:
+            return await self.transport.run(
+                argv, stdin=stdin, env=env, timeout=self.command_timeout
+            )
+        except PoolUnreachable as exc:
+            self._log.warning("slurm.unreachable", command=argv[0], error=str(exc))
+            raise
+        except ValueError as exc:  # argv or env that cannot be passed safely
+            raise PoolError(f"{argv[0]}: {exc}") from exc
+
+    def _failure(self, command: str, result: CommandResult) -> PoolError | PoolUnreachable:
+        text = result.stderr_text().strip() or result.stdout_text().strip()
+        if parse.is_unreachable_message(text):
+            self._log.warning("slurm.unreachable", command=command, error=text)
+            return PoolUnreachable(f"{self.name}: {command}: {text.splitlines()[0]}")
+        first = text.splitlines()[0] if text else f"exit status {result.returncode}"
+        return PoolError(f"{self.name}: {command} failed: {first}")
+
+    async def _read(self, argv: Sequence[str], key: str) -> list[Mapping[str, Any]]:
+        result = await self._run(argv)
+        if not result.ok:
+            raise self._failure(argv[0], result)
+        try:
+            return parse.load_json(result.stdout, key)
+        except parse.UnreachableOutput as exc:
+            self._log.warning("slurm.unreachable", command=argv[0], error=str(exc))
+            raise PoolUnreachable(
+                f"{self.name}: {argv[0]}: the controller did not answer ({exc})"
+            ) from exc
+        except parse.SlurmOutputError as exc:
+            raise PoolError(f"{self.name}: {argv[0]}: {exc}") from exc
+
+    def _parse_jobs(self, raw_jobs: Sequence[Mapping[str, Any]]) -> list[RemoteJob]:
+        jobs = []
+        for raw in raw_jobs:
+            try:
+                jobs.append(parse.job_from_json(raw))
+            except parse.SlurmOutputError as exc:
+                self._log.warning("slurm.unparsed_job", job_id=raw.get("job_id"), error=str(exc))
+        return jobs
+
+    # -- Pool --------------------------------------------------------------------------------
+
+    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
+        raw_nodes = await self._read(commands.sinfo_argv(), "nodes")
+        try:
+            nodes = parse.nodes_of_partition(raw_nodes, self.partition)
+        except parse.SlurmOutputError as exc:
+            raise PoolError(f"{self.name}: sinfo: {exc}") from exc
+        if not nodes:
+            raise PoolError(f"{self.name}: no node lists partition {self.partition!r}")
+        self._log.debug(
+            "slurm.snapshot",
+            nodes=len(nodes),
+            schedulable=sum(n.schedulable for n in nodes),
+            gpus_free=sum(n.gpus_free for n in nodes if n.schedulable),
+        )
+        return nodes
+
+    async def submit(self, submission: RemoteSubmission) -> str:
+        tag = submission.tag.render()
+        env, dropped = commands.job_environment(submission)
+        if dropped:
+            self._log.warning("slurm.env_dropped", tag=tag, names=dropped)
+        try:
+            argv = commands.sbatch_argv(submission, self.partition)
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
+        result = await self._run(argv, stdin=submission.request.script, env=env)
+        if not result.ok:
+            stderr = result.stderr_text()
+            if parse.is_unreachable_message(stderr):
+                raise self._failure("sbatch", result)
+            reason = parse.rejection_reason(stderr)
+            self._log.warning("slurm.submit_rejected", tag=tag, reason=reason)
+            raise PoolError(f"{self.name}: sbatch rejected {tag}: {reason}")
+        try:
+            remote_id = parse.parse_sbatch_parsable(result.stdout_text())
+        except parse.SlurmOutputError as exc:
+            raise PoolError(f"{self.name}: {exc}") from exc
+        self._log.info("slurm.submit", tag=tag, remote_id=remote_id, partition=self.partition)
+        return remote_id
+
+    async def find(self, tag: RemoteTag) -> RemoteJob | None:
+        rendered = tag.render()
+        raw_jobs = await self._read(commands.squeue_argv(), "jobs")
+        found = self._parse_jobs([j for j in raw_jobs if j.get("comment") == rendered])
+        if not found:
+            self._log.debug("slurm.find", tag=rendered, remote_id=None)
+            return None
+        if len(found) > 1:
+            self._log.warning(
+                "slurm.find_duplicates", tag=rendered, remote_ids=[j.remote_id for j in found]
+            )
+        # Several jobs with one tag should not happen; prefer one still alive, then the newest.
+        alive = {AttemptState.PENDING, AttemptState.RUNNING}
+        job = max(found, key=lambda j: (j.state in alive, int(j.remote_id.split("_")[0])))
+        self._log.debug("slurm.find", tag=rendered, remote_id=job.remote_id, state=job.state)
+        return job
+
+    async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
+        if not remote_ids:
+            return {}
+        wanted = set(remote_ids)
+        raw_jobs = await self._read(commands.squeue_argv(), "jobs")
+        jobs = self._parse_jobs([j for j in raw_jobs if str(j.get("job_id")) in wanted])
+        result = {job.remote_id: job for job in jobs}
+        self._log.debug("slurm.poll", asked=len(wanted), found=len(result))
+        return result
+
+    async def cancel(self, remote_id: str) -> None:
+        try:
+            argv = commands.scancel_argv(remote_id)
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: {exc}") from exc
+        result = await self._run(argv)
+        text = result.stderr_text()
+        if result.ok or any(marker in text for marker in _NOT_THERE):
+            self._log.info("slurm.cancel", remote_id=remote_id)
+            return
+        raise self._failure("scancel", result)
+
+    async def close(self) -> None:
+        await self.transport.close()

@@ -1,0 +1,389 @@
+"""Pure parsing of Slurm 22.05 client output into domain values.
+
+What Slurm 22.05.8 (Debian 12) really prints, found by running it (captures in
+tests/pools/slurm/fixtures/):
+
+* `sinfo --json` and `squeue --json` print the OpenAPI v0.0.38 schema
+  (`meta.plugin.type == "openapi/v0.0.38"`, `meta.Slurm.release == "22.05.8"`), a top-level
+  `errors` list, and `nodes` / `jobs`.
+* Both IGNORE filters when `--json` is given: `--partition`, `--jobs`, `--states` are accepted
+  and have no effect (even `--partition=nosuch` or `--jobs=999` exit 0 and list everything).
+  So `squeue --json` always returns every job the controller still remembers, finished ones
+  included until MinJobAge purges them; `sinfo --json` returns every node once (not one row per
+  partition) with `partitions: [...]`. Filtering is ours to do. A job id the controller
+  forgot is simply absent, which is what `poll` needs (the plain `squeue --jobs=<purged id>`
+  exits 1 "Invalid job id specified" when no listed id is known).
+* With the controller down, both exit 0 after MessageTimeout and print an empty list with a
+  non-empty `errors` (`{"error": "Unspecified error", "errno": -1}` for sinfo,
+  `{"description": "Failed while looking for jobs", "source": "slurm_load_jobs", ...}` for
+  squeue). `errors` must be checked; the exit status says nothing. The other commands exit
+  non-zero with "Unable to contact slurm controller (connect failure)" on stderr.
+* `scontrol` has no `--json` in 22.05 ("unrecognized option '--json'"); `scontrol -o show job`
+  prints one `Key=Value` line with local (not UTC) times. It is only a fallback here.
+* Node fields: `name`, `state` (base state, lower case: idle, mixed, allocated, down, ...),
+  `state_flags` (upper case: DRAIN, COMPLETING, NOT_RESPONDING, ...; a drained idle node is
+  `state: idle, state_flags: [DRAIN]`), `cpus`, `alloc_cpus`, `idle_cpus`, `real_memory`,
+  `alloc_memory` (MB), `gres` (`gpu:4`, empty for a node without GRES), `gres_used`
+  (`gpu:2`; without the `(IDX:...)` suffix that `scontrol -d show node` prints; `gpu:0` even
+  on a node without GPUs), `partitions`, `reason`. `tres_used` does not count GPUs unless
+  AccountingStorageTRES lists gres/gpu, so GPUs come from `gres`/`gres_used`.
+* Job fields: `job_id` (int), `job_state` (RUNNING, PENDING, COMPLETING, SUSPENDED, COMPLETED,
+  FAILED, CANCELLED, TIMEOUT, ...), `state_reason` ("None" when none), `comment`, `name`,
+  `partition`, `nodes` (compressed hostlist, "" until allocated), `start_time`/`end_time`
+  (epoch seconds; for pending jobs they are estimates or 0, for running jobs `end_time` is
+  the time limit), `exit_code`: the RAW wait status of the batch script, not the number
+  `scontrol` prints: `exit 3` gives 768 (`ExitCode=3:0`), a SIGKILL gives 9 (`ExitCode=0:9`),
+  a cancelled or timed-out running job 15 (SIGTERM). A requeued job shows as COMPLETING, then
+  PENDING with reason BeginTime. `derived_exit_code` is the highest step exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteTag
+
+__all__ = [
+    "SlurmOutputError",
+    "UnreachableOutput",
+    "decode_wait_status",
+    "exit_code_from_pair",
+    "gres_count",
+    "is_unreachable_message",
+    "job_from_json",
+    "load_json",
+    "node_from_json",
+    "nodes_of_partition",
+    "parse_sbatch_parsable",
+    "parse_scontrol_records",
+    "rejection_reason",
+    "state_of",
+]
+
+
+class SlurmOutputError(ValueError):
+    """Slurm's output is not what this parser knows how to read."""
+
+
+class UnreachableOutput(SlurmOutputError):
+    """The command ran but reports that it could not reach the controller."""
+
+
+# -- generic ---------------------------------------------------------------------------------
+
+_UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out on send/recv|Connection refused"
+    r"|Communication connection failure|Slurm backup controller in standby mode"
+    r"|Zero Bytes were transmitted or received|Connection timed out|Transport endpoint"
+    r"|Could not establish a configuration source|Slurmctld not responding"
+    r"|Unable to establish connection|Protocol authentication error"
+    r"|(?:Munge|munge).*(?:Failed to connect|Socket communication error)",
+    re.IGNORECASE,
+)
+
+
+def is_unreachable_message(text: str) -> bool:
+    """Whether a Slurm client's stderr says the controller (or its auth) did not answer."""
+    return bool(_UNREACHABLE.search(text))
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def load_json(text: str | bytes, key: str) -> list[Mapping[str, Any]]:
+    """The `key` list of a `--json` document, after checking its `errors`.
+
+    Raises UnreachableOutput when `errors` is not empty (22.05 reports a controller it could
+    not reach only there, with exit status 0), SlurmOutputError when it is not such a document.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise SlurmOutputError(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SlurmOutputError("JSON document is not an object")
+    errors = doc.get("errors") or []
+    if errors:
+        raise UnreachableOutput("; ".join(_describe_error(e) for e in errors))
+    items = doc.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SlurmOutputError(f"JSON document has no {key!r} list")
+    return items
+
+
+def _describe_error(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    parts = [str(error[k]) for k in ("source", "description", "error") if error.get(k)]
+    return ": ".join(parts) or json.dumps(error, sort_keys=True)
+
+
+# -- nodes -----------------------------------------------------------------------------------
+
+_SCHEDULABLE_STATES = frozenset({"idle", "mixed", "allocated", "completing"})
+_UNSCHEDULABLE_FLAGS = frozenset(
+    {
+        "DRAIN",
+        "DRAINING",
+        "DRAINED",
+        "DOWN",
+        "FAIL",
+        "FAILING",
+        "NOT_RESPONDING",
+        "NO_RESPOND",
+        "POWERED_DOWN",
+        "POWERING_DOWN",
+        "POWER_DOWN",
+        "POWERING_UP",
+        "REBOOT_ISSUED",
+        "INVALID_REG",
+        "MAINTENANCE",
+    }
+)
+
+
+def _split_gres(text: str) -> Iterable[str]:
+    """Split `gpu:a100:2(IDX:0,2),mps:100` on the commas outside parentheses."""
+    depth = 0
+    start = 0
+    for i, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            yield text[start:i]
+            start = i + 1
+    yield text[start:]
+
+
+def gres_count(text: str | None, name: str = "gpu") -> int:
+    """How many units of GRES `name` a Slurm GRES string lists, all types together.
+
+    `gpu:4` -> 4, `gpu:2(IDX:0-1)` -> 2, `gpu:a100:2(S:0),gpu:v100:1` -> 3, `` -> 0.
+    """
+    if not text or text in {"(null)", "N/A"}:
+        return 0
+    total = 0
+    for item in _split_gres(text):
+        fields = item.split("(", 1)[0].strip().split(":")
+        if fields[0] != name:
+            continue
+        if len(fields) == 1:
+            total += 1
+            continue
+        count = fields[-1]
+        if count.isdigit():
+            total += int(count)
+        elif len(fields) == 2:  # `gpu:a100`: a type, one unit
+            total += 1
+        else:
+            raise SlurmOutputError(f"unreadable GRES count in {text!r}")
+    return total
+
+
+def _int(node: Mapping[str, Any], key: str) -> int:
+    value = node.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SlurmOutputError(f"{key} is not an integer: {value!r}")
+    return value
+
+
+def node_from_json(node: Mapping[str, Any]) -> NodeSnapshot:
+    """One `sinfo --json` node as a NodeSnapshot."""
+    name = node.get("name")
+    if not isinstance(name, str) or not name:
+        raise SlurmOutputError("node without a name")
+    gpus_total = gres_count(node.get("gres"))
+    gpus_used = gres_count(node.get("gres_used"))
+    cpus = _int(node, "cpus")
+    memory = _int(node, "real_memory")
+    state = str(node.get("state") or "").lower()
+    flags = {str(f).upper() for f in node.get("state_flags") or ()}
+    return NodeSnapshot(
+        name=name,
+        gpus_total=gpus_total,
+        gpus_free=max(0, gpus_total - gpus_used),
+        cpus_total=cpus,
+        cpus_free=max(0, cpus - _int(node, "alloc_cpus")),
+        mem_total_mb=memory,
+        mem_free_mb=max(0, memory - _int(node, "alloc_memory")),
+        schedulable=state in _SCHEDULABLE_STATES and not flags & _UNSCHEDULABLE_FLAGS,
+    )
+
+
+def nodes_of_partition(
+    nodes: Iterable[Mapping[str, Any]], partition: str
+) -> tuple[NodeSnapshot, ...]:
+    """The nodes of `partition` among `sinfo --json` nodes (`load_json(out, "nodes")`), by name."""
+    mine = [n for n in nodes if partition in (n.get("partitions") or ())]
+    return tuple(sorted((node_from_json(n) for n in mine), key=lambda n: n.name))
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+_PENDING = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "SPECIAL_EXIT",
+        "SUSPENDED",
+        "RESV_DEL_HOLD",
+        "POWER_UP_NODE",
+        "RESIZING",
+    }
+)
+_RUNNING = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "STOPPED"})
+_FAILED_REASONS = {
+    "FAILED": "failed",
+    "OUT_OF_MEMORY": "out of memory",
+    "NODE_FAIL": "node failure",
+    "BOOT_FAIL": "node boot failure",
+    "DEADLINE": "deadline reached",
+    "TIMEOUT": "time limit reached",
+    "PREEMPTED": "preempted",
+}
+
+
+def state_of(job_state: str) -> AttemptState:
+    """The attempt state for a Slurm job state string; unknown ones count as pending."""
+    state = job_state.upper()
+    if state in _PENDING:
+        return AttemptState.PENDING
+    if state in _RUNNING:
+        return AttemptState.RUNNING
+    if state == "COMPLETED":
+        return AttemptState.COMPLETED
+    if state in _FAILED_REASONS:
+        return AttemptState.FAILED
+    if state in {"CANCELLED", "REVOKED"}:
+        return AttemptState.CANCELLED
+    return AttemptState.PENDING  # a state this module does not know: conclude nothing from it
+
+
+def decode_wait_status(status: int) -> int:
+    """A shell-style exit code from a raw wait status: `exit 3` (768) -> 3, signal 9 -> 137."""
+    signal = status & 0x7F
+    if signal:
+        return 128 + signal
+    return (status >> 8) & 0xFF
+
+
+def exit_code_from_pair(text: str) -> int:
+    """A shell-style exit code from scontrol's `ExitCode=<code>:<signal>` value."""
+    code, _, signal = text.partition(":")
+    try:
+        sig = int(signal or 0)
+        return 128 + sig if sig else int(code)
+    except ValueError as exc:
+        raise SlurmOutputError(f"unreadable ExitCode {text!r}") from exc
+
+
+def _reason(job_state: str, state: AttemptState, slurm_reason: str) -> str:
+    detail = "" if slurm_reason in {"", "None"} else slurm_reason
+    if state is AttemptState.FAILED:
+        head = _FAILED_REASONS[job_state]
+        return f"{head} ({detail})" if detail and job_state == "FAILED" else head
+    if state is AttemptState.CANCELLED:
+        return "cancelled"
+    if state is AttemptState.PENDING:
+        if job_state in {"PENDING", ""}:
+            return detail
+        return job_state.lower() + (f" ({detail})" if detail else "")
+    if job_state == "COMPLETING":
+        return "completing"
+    return ""
+
+
+def job_from_json(job: Mapping[str, Any]) -> RemoteJob:
+    """One `squeue --json` job as a RemoteJob."""
+    job_id = job.get("job_id")
+    if isinstance(job_id, bool) or not isinstance(job_id, int):
+        raise SlurmOutputError(f"job without an integer job_id: {job_id!r}")
+    job_state = str(job.get("job_state") or "").upper()
+    state = state_of(job_state)
+    nodelist = str(job.get("nodes") or "")
+    ran = bool(nodelist)  # a job cancelled or failed while pending has no nodes
+    started_at = ended_at = None
+    exit_code = None
+    if state is AttemptState.RUNNING:
+        started_at = _timestamp(job.get("start_time"))
+    elif state in {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}:
+        started_at = _timestamp(job.get("start_time")) if ran else None
+        ended_at = _timestamp(job.get("end_time"))
+        raw = job.get("exit_code")
+        if ran and isinstance(raw, int) and not isinstance(raw, bool):
+            exit_code = decode_wait_status(raw)
+    comment = job.get("comment")
+    return RemoteJob(
+        remote_id=str(job_id),
+        state=state,
+        tag=RemoteTag.parse(comment) if isinstance(comment, str) and comment else None,
+        exit_code=exit_code,
+        reason=_reason(job_state, state, str(job.get("state_reason") or "")),
+        nodelist=nodelist,
+        started_at=started_at,
+        ended_at=ended_at,
+    )
+
+
+# -- sbatch, scontrol ------------------------------------------------------------------------
+
+_PARSABLE = re.compile(r"([0-9]+)(?:;\S+)?")
+
+
+def parse_sbatch_parsable(stdout: str) -> str:
+    """The job id from `sbatch --parsable` output: `123` or `123;cluster`."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    match = _PARSABLE.fullmatch(lines[-1]) if lines else None
+    if match is None:
+        raise SlurmOutputError(f"unexpected sbatch --parsable output: {stdout.strip()!r}")
+    return match.group(1)
+
+
+def rejection_reason(stderr: str) -> str:
+    """The line of sbatch's stderr that says why: the first one, without the `sbatch: error: `
+    prefix, or the "Batch job submission failed" line when there is one."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if "Batch job submission failed:" in line:
+            return line.split("Batch job submission failed:", 1)[1].strip()
+    if not lines:
+        return "no message"
+    return re.sub(r"^\w+: error: ", "", lines[0])
+
+
+_KEY = re.compile(r"(?:^|(?<=\s))([A-Z][A-Za-z0-9_/:]*)=")
+
+
+def parse_scontrol_records(text: str) -> list[dict[str, str]]:
+    """Records of `scontrol -o show ...` output: one dict of Key -> Value per line.
+
+    Values may hold spaces (Comment, OS, JobName): a key is a capitalised word followed by
+    `=` at the start of the line or after a space. A value that itself holds ` Word=` cannot be
+    told apart; prefer JSON where it exists.
+    """
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        matches = list(_KEY.finditer(line))
+        record: dict[str, str] = {}
+        for i, match in enumerate(matches):
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
+            value = line[match.end() : end]
+            record[match.group(1)] = value.rstrip(" ")
+        records.append(record)
+    return records

@@ -1,0 +1,400 @@
+"""SlurmPool against the real lab clusters, over LocalTransport and SSHTransport alike."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from scheduler.domain import AttemptState, JobRequest, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.pools.slurm import SlurmPool, SSHTransport, Transport
+
+pytestmark = pytest.mark.lab
+
+T = TypeVar("T")
+TERMINAL = {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}
+
+
+def new_tag() -> RemoteTag:
+    """A tag no earlier run used (the lab keeps finished jobs for an hour)."""
+    return RemoteTag(f"t{uuid.uuid4().hex[:12]}", 1, 1)
+
+
+def submission(workdir: Path, script: bytes, **request: Any) -> RemoteSubmission:
+    request.setdefault("mem_per_node_mb", 500)
+    return RemoteSubmission(
+        tag=new_tag(),
+        request=JobRequest(
+            script=script, chdir=str(workdir), output=str(workdir / "out-%j.txt"), **request
+        ),
+    )
+
+
+def run(pool: SlurmPool, scenario: Callable[[SlurmPool], Awaitable[T]]) -> T:
+    """Run `scenario(pool)` in a fresh event loop and always close the pool."""
+
+    async def main() -> T:
+        try:
+            return await scenario(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
+async def wait_state(
+    pool: SlurmPool, remote_id: str, states: Collection[AttemptState], timeout: float = 60.0
+) -> RemoteJob:
+    """Poll until the job is in one of `states`; fail with its last state at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while True:
+        last = (await pool.poll([remote_id])).get(remote_id)
+        if last is not None and last.state in states:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"job {remote_id} not in {sorted(states)}: {last}")
+        await asyncio.sleep(0.3)
+
+
+def slurm(lab: Any, cluster: str, *argv: str) -> str:
+    done = subprocess.run(
+        argv, env=lab.env(cluster), capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+def other_running_jobs(lab: Any, cluster: str, mine: str) -> list[int]:
+    raw = json.loads(slurm(lab, cluster, "squeue", "--json"))["jobs"]
+    return [j["job_id"] for j in raw if j["job_state"] == "RUNNING" and str(j["job_id"]) != mine]
+
+
+# -- snapshot --------------------------------------------------------------------------------
+
+
+def test_snapshot_beta_counts_a_running_job(
+    lab: Any, make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """beta shows 4 nodes x 8 GPUs; the node of a job holding 3 GPUs shows 5 free."""
+    sub = submission(
+        workdir, b"#!/bin/bash\nsleep 300\n", gpus_per_node=3, cpus_per_task=2, mem_per_node_mb=1000
+    )
+
+    async def scenario(pool: SlurmPool) -> None:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        job = await wait_state(pool, remote_id, {AttemptState.RUNNING})
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the node's counters follow the job start within a scheduler pass
+            nodes = {n.name: n for n in await pool.snapshot()}
+            if nodes[job.nodelist].gpus_free <= 5 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        assert sorted(nodes) == ["beta-n1", "beta-n2", "beta-n3", "beta-n4"]
+        for node in nodes.values():
+            assert (node.gpus_total, node.cpus_total, node.mem_total_mb) == (8, 16, 64000)
+            assert node.schedulable
+        holder = nodes[job.nodelist]
+        if other_running_jobs(lab, "beta", remote_id):  # the lab is shared: bounds only
+            assert holder.gpus_free <= 5 and holder.cpus_free <= 14
+        else:
+            assert (holder.gpus_free, holder.cpus_free, holder.mem_free_mb) == (5, 14, 63000)
+            assert all(n.gpus_free == 8 for n in nodes.values() if n is not holder)
+
+    run(make_pool("beta"), scenario)
+
+
+def test_snapshot_alpha_has_its_own_nodes(make_pool: Callable[..., SlurmPool]) -> None:
+    """alpha's pool lists alpha's 2 nodes x 4 GPUs, nothing of beta."""
+    nodes = run(make_pool("alpha"), lambda pool: pool.snapshot())
+    assert [(n.name, n.gpus_total) for n in nodes] == [("alpha-n1", 4), ("alpha-n2", 4)]
+
+
+def test_snapshot_unknown_partition_is_a_pool_error(
+    lab: Any, make_transport: Callable[..., Transport]
+) -> None:
+    """A pool on a partition the cluster does not have raises PoolError."""
+    pool = SlurmPool("beta", make_transport(lab.conf_path("beta")), "nosuch")
+    with pytest.raises(PoolError, match="nosuch"):
+        run(pool, lambda pool: pool.snapshot())
+
+
+# -- submit, poll, find, cancel --------------------------------------------------------------
+
+
+def test_two_node_srun_job_completes(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """A 2-node `srun hostname` job is polled to COMPLETED with exit code 0 on 2 nodes."""
+    sub = submission(workdir, b"#!/bin/bash\nsrun hostname\n", nodes=2)
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return await wait_state(pool, remote_id, TERMINAL)
+
+    done = run(make_pool("beta"), scenario)
+    assert (done.state, done.exit_code, done.tag) == (AttemptState.COMPLETED, 0, sub.tag)
+    assert done.started_at is not None and done.ended_at is not None
+    assert done.nodelist.startswith("beta-n[")  # two nodes, e.g. beta-n[1-2]
+    output = (workdir / f"out-{done.remote_id}.txt").read_text().splitlines()
+    assert len(output) == 2
+
+
+def test_exit_3_is_failed_with_exit_code_3(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """A script that exits 3 ends FAILED with exit code 3."""
+    sub = submission(workdir, b"#!/bin/bash\nexit 3\n")
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return await wait_state(pool, remote_id, TERMINAL)
+
+    done = run(make_pool("beta"), scenario)
+    assert (done.state, done.exit_code) == (AttemptState.FAILED, 3)
+
+
+def test_find_returns_the_submitted_job(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """find(tag) returns the job submitted with that tag, and None for another tag."""
+    sub = submission(workdir, b"#!/bin/bash\nsleep 300\n")
+    other = RemoteTag(sub.tag.federation, sub.tag.job_id, sub.tag.attempt + 1)
+
+    async def scenario(pool: SlurmPool) -> tuple[str, RemoteJob | None, RemoteJob | None]:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return remote_id, await pool.find(sub.tag), await pool.find(other)
+
+    remote_id, found, missing = run(make_pool("beta"), scenario)
+    assert found is not None and (found.remote_id, found.tag) == (remote_id, sub.tag)
+    assert found.state in {AttemptState.PENDING, AttemptState.RUNNING}
+    assert missing is None
+
+
+def test_find_sees_a_finished_job(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """find(tag) still returns a job that has finished while the controller remembers it."""
+    sub = submission(workdir, b"#!/bin/bash\ntrue\n")
+
+    async def scenario(pool: SlurmPool) -> tuple[str, RemoteJob | None]:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        await wait_state(pool, remote_id, TERMINAL)
+        return remote_id, await pool.find(sub.tag)
+
+    remote_id, found = run(make_pool("beta"), scenario)
+    assert found is not None and (found.remote_id, found.state) == (
+        remote_id,
+        AttemptState.COMPLETED,
+    )
+
+
+def test_poll_omits_unknown_ids(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """poll() of a known and an unknown id answers the known one and omits the other."""
+    sub = submission(workdir, b"#!/bin/bash\ntrue\n")
+
+    async def scenario(pool: SlurmPool) -> tuple[str, dict[str, RemoteJob]]:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return remote_id, await pool.poll([remote_id, "99999999"])
+
+    remote_id, polled = run(make_pool("beta"), scenario)
+    assert set(polled) == {remote_id}
+
+
+def test_cancel_running_job(make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path) -> None:
+    """Cancelling a running job ends it CANCELLED; cancelling again or an unknown id is fine."""
+    sub = submission(workdir, b"#!/bin/bash\nsleep 300\n")
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        await wait_state(pool, remote_id, {AttemptState.RUNNING})
+        await pool.cancel(remote_id)
+        cancelled = await wait_state(pool, remote_id, TERMINAL)
+        await pool.cancel(remote_id)
+        await pool.cancel("99999999")
+        return cancelled
+
+    assert run(make_pool("beta"), scenario).state is AttemptState.CANCELLED
+
+
+def test_rejected_submission_is_a_pool_error(
+    make_pool: Callable[..., SlurmPool], workdir: Path
+) -> None:
+    """A job no node can hold (9 GPUs per node on alpha) is refused with sbatch's reason."""
+    sub = submission(workdir, b"#!/bin/bash\ntrue\n", gpus_per_node=9)
+    with pytest.raises(PoolError, match="Requested node configuration is not available"):
+        run(make_pool("alpha"), lambda pool: pool.submit(sub))
+
+
+# -- nothing from a user reaches a shell, bytes arrive intact --------------------------------
+
+PWNED = [Path(f"/tmp/pwned{suffix}") for suffix in ("", "2", "3")]
+
+
+@pytest.mark.parametrize("name", ["x; touch /tmp/pwned", "$(touch /tmp/pwned2)"])
+def test_metacharacters_arrive_verbatim(
+    lab: Any, make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path, name: str
+) -> None:
+    """Shell metacharacters in the job name, an env value and chdir reach Slurm as text."""
+    chdir = workdir / "d; touch pwned4 $(touch pwned5)"  # a path component cannot hold "/"
+    chdir.mkdir()
+    relative = [d / f"pwned{n}" for d in (workdir, chdir, Path.cwd(), Path.home()) for n in (4, 5)]
+    for marker in [*PWNED, *relative]:
+        marker.unlink(missing_ok=True)
+    value = "v; touch /tmp/pwned3 `touch /tmp/pwned3` $(touch /tmp/pwned3) 'q' \"dq\""
+    sub = RemoteSubmission(
+        tag=new_tag(),
+        request=JobRequest(
+            script=b'#!/bin/bash\nprintf "%s" "$SFED_TEST_VALUE" > value.txt\n',
+            job_name=name,
+            chdir=str(chdir),
+            output=str(chdir / "out.txt"),
+            mem_per_node_mb=500,
+            environment={"SFED_TEST_VALUE": value},
+        ),
+    )
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return await wait_state(pool, remote_id, TERMINAL)
+
+    done = run(make_pool("beta"), scenario)
+    assert done.state is AttemptState.COMPLETED
+    shown = slurm(lab, "beta", "scontrol", "-o", "show", "job", done.remote_id)
+    assert f"JobName={name} UserId=" in shown
+    assert (chdir / "value.txt").read_text() == value
+    assert [m for m in [*PWNED, *relative] if m.exists()] == []
+
+
+def test_script_arrives_byte_identical(
+    lab: Any, make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """A script with non-ASCII and control bytes is stored and run byte for byte."""
+    odd = bytes(b for b in range(1, 256) if b not in b"\n\r")
+    script = (
+        b"#!/bin/bash\n# caf\xc3\xa9 \xe2\x82\xac \xff\xfe binary: " + odd + b"\n"
+        b'sha256sum "$0" | cut -d" " -f1 > sha.txt\n'
+    )
+    sub = submission(workdir, script)
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        return await wait_state(pool, remote_id, TERMINAL)
+
+    done = run(make_pool("beta"), scenario)
+    assert done.state is AttemptState.COMPLETED
+    stored = subprocess.run(
+        ["scontrol", "write", "batch_script", done.remote_id, "-"],
+        env=lab.env("beta"),
+        capture_output=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert stored == script
+    assert (workdir / "sha.txt").read_text().strip() == hashlib.sha256(script).hexdigest()
+
+
+# -- unreachable -----------------------------------------------------------------------------
+
+
+def test_ssh_foreign_host_key_is_unreachable(
+    lab: Any, make_ssh_transport: Callable[..., SSHTransport], foreign_known_hosts: Path
+) -> None:
+    """An sshd whose host key is not the one in known_hosts is never trusted."""
+    transport = make_ssh_transport(lab.conf_path("beta"), foreign_known_hosts)
+    with pytest.raises(PoolUnreachable, match="host key"):
+        run(SlurmPool("beta", transport, "gpu"), lambda pool: pool.snapshot())
+
+
+def test_ssh_unknown_host_is_unreachable(
+    lab: Any, make_ssh_transport: Callable[..., SSHTransport], workdir: Path
+) -> None:
+    """An sshd missing from known_hosts is never trusted."""
+    empty = workdir / "empty_known_hosts"
+    empty.write_text("")
+    transport = make_ssh_transport(lab.conf_path("beta"), empty)
+    with pytest.raises(PoolUnreachable, match="host key"):
+        run(SlurmPool("beta", transport, "gpu"), lambda pool: pool.snapshot())
+
+
+def test_ssh_connection_refused_is_unreachable(lab: Any, unused_port: int) -> None:
+    """Nothing listening on the SSH port raises PoolUnreachable."""
+    endpoint = lab.ssh
+    transport = SSHTransport(
+        endpoint.host,
+        unused_port,
+        endpoint.user,
+        [str(endpoint.client_key)],
+        str(endpoint.known_hosts),
+        str(lab.conf_path("beta")),
+        connect_timeout=5.0,
+    )
+    with pytest.raises(PoolUnreachable, match="cannot connect"):
+        run(SlurmPool("beta", transport, "gpu"), lambda pool: pool.snapshot())
+
+
+def test_ssh_reconnects_after_a_dropped_connection(
+    lab: Any, make_ssh_transport: Callable[..., SSHTransport]
+) -> None:
+    """A dropped SSH connection is re-established once, transparently."""
+    transport = make_ssh_transport(lab.conf_path("beta"))
+
+    async def scenario(pool: SlurmPool) -> int:
+        await pool.snapshot()
+        conn = transport._conn
+        assert conn is not None
+        conn.close()  # what a restarted sshd or an idle-timeout middlebox does
+        await conn.wait_closed()
+        return len(await pool.snapshot())
+
+    assert run(SlurmPool("beta", transport, "gpu"), scenario) == 4
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda pool: pool.snapshot(),
+        lambda pool: pool.poll(["1"]),
+        lambda pool: pool.find(RemoteTag("x", 1, 1)),
+        lambda pool: pool.cancel("1"),
+        lambda pool: pool.submit(RemoteSubmission(new_tag(), JobRequest(script=b"#!/bin/sh\n"))),
+    ],
+    ids=["snapshot", "poll", "find", "cancel", "submit"],
+)
+def test_dead_controller_is_unreachable(
+    make_transport: Callable[..., Transport],
+    dead_conf: Path,
+    operation: Callable[[SlurmPool], Any],
+) -> None:
+    """A conf naming a port where no slurmctld listens raises PoolUnreachable for every call."""
+    transport = make_transport(dead_conf)
+    with pytest.raises(PoolUnreachable):
+        run(SlurmPool("dead", transport, "gpu", command_timeout=20), operation)
+
+
+def test_command_timeout_is_unreachable(
+    make_transport: Callable[..., Transport], dead_conf: Path
+) -> None:
+    """A command outlasting command_timeout is stopped and raises PoolUnreachable."""
+    pool = SlurmPool("dead", make_transport(dead_conf), "gpu", command_timeout=0.2)
+    with pytest.raises(PoolUnreachable, match="did not finish"):
+        run(pool, lambda pool: pool.snapshot())
+
+
+def test_concurrent_calls_share_the_transport(make_pool: Callable[..., SlurmPool]) -> None:
+    """More concurrent calls than sshd's MaxSessions all succeed over one transport."""
+
+    async def scenario(pool: SlurmPool) -> list[int]:
+        snapshots = await asyncio.gather(*(pool.snapshot() for _ in range(12)))
+        return [len(s) for s in snapshots]
+
+    assert run(make_pool("beta"), scenario) == [4] * 12

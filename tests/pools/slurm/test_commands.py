@@ -1,0 +1,207 @@
+"""Argv of the Slurm commands built from a submission: pure, no shell, one word per value."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from scheduler.domain import JobRequest, RemoteSubmission, RemoteTag
+from scheduler.pools.slurm import commands
+
+TAG = RemoteTag("fed", 12, 3)
+
+
+def submission(sfed_env: dict[str, str] | None = None, **request: Any) -> RemoteSubmission:
+    return RemoteSubmission(
+        tag=TAG,
+        request=JobRequest(script=b"#!/bin/sh\ntrue\n", **request),
+        environment=sfed_env or {},
+    )
+
+
+def test_sbatch_argv_minimal() -> None:
+    """A default request gives the fixed options, in order, and nothing optional."""
+    assert commands.sbatch_argv(submission(), "gpu") == [
+        "sbatch",
+        "--parsable",
+        "--comment=sfed/fed/12/3",
+        "--job-name=sbatch",
+        "--nodes=1",
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--partition=gpu",
+        "--no-requeue",
+        "--export=ALL",
+    ]
+
+
+def test_sbatch_argv_full() -> None:
+    """Every field of the request becomes its sbatch option."""
+    argv = commands.sbatch_argv(
+        submission(
+            job_name="train",
+            nodes=4,
+            ntasks=16,
+            cpus_per_task=6,
+            gpus_per_node=8,
+            mem_per_node_mb=64000,
+            time_limit_min=90,
+            chdir="/shared/run",
+            output="/shared/out-%j.txt",
+            error="/shared/err-%j.txt",
+            requeue=True,
+        ),
+        "batch",
+    )
+    assert argv == [
+        "sbatch",
+        "--parsable",
+        "--comment=sfed/fed/12/3",
+        "--job-name=train",
+        "--nodes=4",
+        "--ntasks=16",
+        "--cpus-per-task=6",
+        "--gres=gpu:8",
+        "--mem=64000M",
+        "--time=90",
+        "--partition=batch",
+        "--chdir=/shared/run",
+        "--output=/shared/out-%j.txt",
+        "--error=/shared/err-%j.txt",
+        "--requeue",
+        "--export=ALL",
+    ]
+
+
+def test_sbatch_argv_uses_pool_partition_not_request_partition() -> None:
+    """The request's (virtual) partition is replaced by the pool's."""
+    argv = commands.sbatch_argv(submission(partition="fed"), "gpu")
+    assert "--partition=gpu" in argv and "--partition=fed" not in argv
+
+
+def test_sbatch_argv_ntasks_defaults_to_one_per_node() -> None:
+    """Without ntasks, one task per node is asked for."""
+    assert "--ntasks=3" in commands.sbatch_argv(submission(nodes=3), "gpu")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x; touch /tmp/pwned", "$(touch /tmp/pwned2)", "`id`", "a b\tc", "--partition=evil", "-x"],
+)
+def test_sbatch_argv_job_name_is_one_word(name: str) -> None:
+    """A job name with shell metacharacters or a leading dash stays inside its own word."""
+    argv = commands.sbatch_argv(submission(job_name=name), "gpu")
+    assert f"--job-name={name}" in argv
+    assert argv.count("--partition=gpu") == 1 and "--partition=evil" not in argv
+
+
+def test_sbatch_argv_has_no_environment_values() -> None:
+    """Environment values never appear on the command line."""
+    sub = submission(sfed_env={"SFED_JOB": "secret-1"}, environment={"TOKEN": "secret-2"})
+    assert not any("secret" in word for word in commands.sbatch_argv(sub, "gpu"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nodes", 0),
+        ("ntasks", 0),
+        ("cpus_per_task", 0),
+        ("gpus_per_node", -1),
+        ("time_limit_min", 0),
+    ],
+)
+def test_sbatch_argv_rejects_impossible_counts(field: str, value: int) -> None:
+    """Counts Slurm cannot take raise ValueError instead of reaching sbatch."""
+    with pytest.raises(ValueError):
+        commands.sbatch_argv(submission(None, **{field: value}), "gpu")
+
+
+def test_sbatch_argv_rejects_nul() -> None:
+    """A NUL byte cannot be passed in argv: ValueError."""
+    with pytest.raises(ValueError, match="NUL"):
+        commands.sbatch_argv(submission(chdir="/tmp/a\0b"), "gpu")
+
+
+def test_job_environment_merges_submission_over_request() -> None:
+    """The submission's SFED_* variables are added to the request's and win on a clash."""
+    sub = dataclasses.replace(
+        submission(sfed_env={"SFED_JOB_ID": "12", "A": "from-submission"}),
+        request=JobRequest(script=b"#!/bin/sh\n", environment={"A": "from-request", "B": "b"}),
+    )
+    env, dropped = commands.job_environment(sub)
+    assert env == {"A": "from-submission", "B": "b", "SFED_JOB_ID": "12"}
+    assert dropped == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SLURM_CONF",
+        "SLURM_CLUSTERS",
+        "SBATCH_PARTITION",
+        "SBATCH_ACCOUNT",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "A=B",
+        "-i",
+        "",
+    ],
+)
+def test_job_environment_drops_variables_that_steer_sbatch(name: str) -> None:
+    """Variables that would change which cluster or code sbatch uses are not forwarded."""
+    sub = dataclasses.replace(
+        submission(), request=JobRequest(script=b"#!/bin/sh\n", environment={name: "x", "K": "v"})
+    )
+    env, dropped = commands.job_environment(sub)
+    assert (env, dropped) == ({"K": "v"}, [name])
+
+
+def test_job_environment_keeps_job_variables() -> None:
+    """Ordinary variables, PATH, SLURM_* job hints and exported bash functions are forwarded."""
+    keep = {
+        "PATH": "/opt/bin:/usr/bin",
+        "SLURM_CPU_BIND": "none",
+        "CUDA_HOME": "/cuda",
+        "BASH_FUNC_module%%": "() {  eval $($LMOD_CMD bash $*)\n}",
+    }
+    sub = dataclasses.replace(
+        submission(), request=JobRequest(script=b"#!/bin/sh\n", environment=keep)
+    )
+    assert commands.job_environment(sub) == (keep, [])
+
+
+def test_read_commands_carry_no_filters() -> None:
+    """sinfo/squeue use --json without --jobs or --partition (22.05 ignores them anyway)."""
+    assert commands.sinfo_argv() == ["sinfo", "--json"]
+    assert commands.squeue_argv() == ["squeue", "--json", "--states=all"]
+
+
+@pytest.mark.parametrize(
+    ("build", "argv"),
+    [
+        (commands.scancel_argv, ["scancel", "123"]),
+        (commands.scontrol_show_job_argv, ["scontrol", "-o", "show", "job", "123"]),
+        (
+            commands.scontrol_write_batch_script_argv,
+            ["scontrol", "write", "batch_script", "123", "-"],
+        ),
+    ],
+)
+def test_job_commands(build: Any, argv: list[str]) -> None:
+    """Per-job commands take the id as one plain word."""
+    assert build("123") == argv
+
+
+@pytest.mark.parametrize("bad", ["", "12 13", "-1", "--signal=KILL", "12;id", "abc", "1_"])
+def test_job_commands_reject_non_ids(bad: str) -> None:
+    """Anything but a job id (or array task id) is refused with ValueError."""
+    with pytest.raises(ValueError):
+        commands.scancel_argv(bad)
+
+
+def test_array_task_id_is_accepted() -> None:
+    """An array task id `123_4` is a job id."""
+    assert commands.scancel_argv("123_4") == ["scancel", "123_4"]

@@ -1,0 +1,446 @@
+"""Parsing of real Slurm 22.05 output (fixtures captured from the commands) into domain values."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.domain import AttemptState, NodeSnapshot, RemoteTag
+from scheduler.pools.slurm import parse
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def raw_jobs(name: str) -> dict[int, dict[str, Any]]:
+    return {j["job_id"]: j for j in json.loads(fixture_text(name))["jobs"]}
+
+
+def job(name: str, job_id: int) -> Any:
+    return parse.job_from_json(raw_jobs(name)[job_id])
+
+
+def node_json(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "n1",
+        "state": "idle",
+        "state_flags": [],
+        "cpus": 8,
+        "alloc_cpus": 0,
+        "real_memory": 16000,
+        "alloc_memory": 0,
+        "gres": "gpu:4",
+        "gres_used": "gpu:0",
+        "partitions": ["gpu"],
+    }
+    base.update(fields)
+    return base
+
+
+def job_json(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "job_id": 42,
+        "job_state": "RUNNING",
+        "state_reason": "None",
+        "exit_code": 0,
+        "comment": "sfed/fed/7/2",
+        "nodes": "n[1-2]",
+        "start_time": 1795460824,
+        "end_time": 1826996824,
+        "partition": "gpu",
+    }
+    base.update(fields)
+    return base
+
+
+# -- load_json -------------------------------------------------------------------------------
+
+
+def test_load_json_returns_the_list() -> None:
+    """The requested list of a --json document is returned."""
+    assert len(parse.load_json(fixture_text("probe-sinfo-busy.json"), "nodes")) == 3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "key", "message"),
+    [
+        ("probe-squeue-dead-controller.json", "jobs", "slurm_load_jobs"),
+        ("probe-sinfo-dead-controller.json", "nodes", "Unspecified error"),
+    ],
+)
+def test_load_json_dead_controller_is_unreachable(fixture: str, key: str, message: str) -> None:
+    """22.05 reports a dead controller with exit 0 and a non-empty `errors`: unreachable."""
+    with pytest.raises(parse.UnreachableOutput, match=message):
+        parse.load_json(fixture_text(fixture), key)
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[]", '{"errors": [], "jobs": 3}'])
+def test_load_json_rejects_garbage(text: str) -> None:
+    """Output that is not a --json document is a SlurmOutputError, not unreachable."""
+    with pytest.raises(parse.SlurmOutputError) as info:
+        parse.load_json(text, "jobs")
+    assert not isinstance(info.value, parse.UnreachableOutput)
+
+
+# -- GRES ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gres", "count"),
+    [
+        ("gpu:4", 4),
+        ("gpu:0", 0),
+        ("gpu:2(IDX:0-1)", 2),
+        ("gpu:2(IDX:0,2)", 2),
+        ("gpu:a100:4(S:0-1)", 4),
+        ("gpu:a100:2(IDX:0-1),gpu:v100:1(IDX:3)", 3),
+        ("gpu:4,mps:400", 4),
+        ("mps:400", 0),
+        ("", 0),
+        (None, 0),
+        ("(null)", 0),
+    ],
+)
+def test_gres_count(gres: str | None, count: int) -> None:
+    """GPU counts are summed over every gpu entry of a GRES string, types included."""
+    assert parse.gres_count(gres) == count
+
+
+# -- nodes -----------------------------------------------------------------------------------
+
+
+def test_nodes_of_partition_reads_the_captured_busy_cluster() -> None:
+    """A captured sinfo: a mixed node with 3 GPUs in use and a drained down node elsewhere."""
+    nodes = parse.load_json(fixture_text("probe-sinfo-busy.json"), "nodes")
+    assert parse.nodes_of_partition(nodes, "gpu") == (
+        NodeSnapshot("p1", 4, 4, 8, 7, 16000, 15900, True),
+        NodeSnapshot("p2", 4, 1, 8, 7, 16000, 15900, True),
+    )
+
+
+def test_nodes_of_partition_keeps_only_the_partition() -> None:
+    """sinfo --json ignores --partition, so nodes of other partitions are filtered out here."""
+    nodes = parse.load_json(fixture_text("probe-sinfo-busy.json"), "nodes")
+    assert [n.name for n in parse.nodes_of_partition(nodes, "cpu")] == ["p3"]
+
+
+def test_node_without_gres_has_no_gpus() -> None:
+    """A node with `gres: ""` and `gres_used: "gpu:0"` (as 22.05 prints it) has 0 GPUs."""
+    nodes = parse.load_json(fixture_text("probe-sinfo-busy.json"), "nodes")
+    (p3,) = parse.nodes_of_partition(nodes, "cpu")
+    assert (p3.gpus_total, p3.gpus_free, p3.schedulable) == (0, 0, False)
+
+
+def test_node_free_resources() -> None:
+    """Free = total - allocated, for GPUs, CPUs and memory."""
+    node = parse.node_from_json(
+        node_json(gres_used="gpu:2(IDX:0-1)", alloc_cpus=3, alloc_memory=1000, state="mixed")
+    )
+    assert node == NodeSnapshot("n1", 4, 2, 8, 5, 16000, 15000, True)
+
+
+def test_node_free_never_negative() -> None:
+    """Over-allocation (config_overrides) never yields negative free counts."""
+    node = parse.node_from_json(node_json(gres_used="gpu:6", alloc_cpus=9, alloc_memory=20000))
+    assert (node.gpus_free, node.cpus_free, node.mem_free_mb) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("state", "flags", "schedulable"),
+    [
+        ("idle", [], True),
+        ("mixed", [], True),
+        ("allocated", [], True),
+        ("completing", [], True),
+        ("idle", ["COMPLETING"], True),
+        ("idle", ["DRAIN"], False),
+        ("mixed", ["DRAIN"], False),
+        ("allocated", ["DRAINING"], False),
+        ("idle", ["NOT_RESPONDING"], False),
+        ("idle", ["FAIL"], False),
+        ("idle", ["POWERED_DOWN"], False),
+        ("down", [], False),
+        ("down", ["DRAIN"], False),
+        ("future", [], False),
+        ("unknown", [], False),
+        ("error", [], False),
+    ],
+)
+def test_node_schedulable(state: str, flags: list[str], schedulable: bool) -> None:
+    """Only idle/mixed/allocated/completing nodes without a drain/down/fail flag take work."""
+    assert (
+        parse.node_from_json(node_json(state=state, state_flags=flags)).schedulable is schedulable
+    )
+
+
+def test_node_drained_in_capture_is_not_schedulable() -> None:
+    """The captured `state: idle, state_flags: [DRAIN]` node is not schedulable."""
+    nodes = parse.load_json(fixture_text("probe-sinfo-completing.json"), "nodes")
+    flags = {n.name: n.schedulable for n in parse.nodes_of_partition(nodes, "cpu")}
+    assert flags == {"p3": False}
+
+
+def test_node_without_name_is_an_error() -> None:
+    """A node record without a name is a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError):
+        parse.node_from_json(node_json(name=""))
+
+
+# -- job states ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slurm", "state"),
+    [
+        ("PENDING", AttemptState.PENDING),
+        ("CONFIGURING", AttemptState.PENDING),
+        ("REQUEUED", AttemptState.PENDING),
+        ("REQUEUE_HOLD", AttemptState.PENDING),
+        ("SUSPENDED", AttemptState.PENDING),
+        ("RUNNING", AttemptState.RUNNING),
+        ("COMPLETING", AttemptState.RUNNING),
+        ("COMPLETED", AttemptState.COMPLETED),
+        ("FAILED", AttemptState.FAILED),
+        ("OUT_OF_MEMORY", AttemptState.FAILED),
+        ("NODE_FAIL", AttemptState.FAILED),
+        ("BOOT_FAIL", AttemptState.FAILED),
+        ("DEADLINE", AttemptState.FAILED),
+        ("TIMEOUT", AttemptState.FAILED),
+        ("PREEMPTED", AttemptState.FAILED),
+        ("CANCELLED", AttemptState.CANCELLED),
+        ("SOMETHING_NEW", AttemptState.PENDING),
+    ],
+)
+def test_state_of(slurm: str, state: AttemptState) -> None:
+    """Slurm job states map onto attempt states; unknown ones are not terminal."""
+    assert parse.state_of(slurm) is state
+
+
+@pytest.mark.parametrize(
+    ("slurm", "reason"),
+    [
+        ("TIMEOUT", "time limit reached"),
+        ("PREEMPTED", "preempted"),
+        ("OUT_OF_MEMORY", "out of memory"),
+        ("NODE_FAIL", "node failure"),
+        ("BOOT_FAIL", "node boot failure"),
+        ("DEADLINE", "deadline reached"),
+        ("FAILED", "failed (NonZeroExitCode)"),
+        ("CANCELLED", "cancelled"),
+    ],
+)
+def test_terminal_reasons(slurm: str, reason: str) -> None:
+    """A terminal job carries a human reason for how it ended."""
+    raw = job_json(job_state=slurm, state_reason="NonZeroExitCode", exit_code=256)
+    assert parse.job_from_json(raw).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(0, 0), (256, 1), (768, 3), (255 << 8, 255), (9, 137), (15, 143)]
+)
+def test_decode_wait_status(status: int, code: int) -> None:
+    """squeue --json's raw wait status becomes a shell exit code (128+signal when signalled)."""
+    assert parse.decode_wait_status(status) == code
+
+
+@pytest.mark.parametrize(("pair", "code"), [("0:0", 0), ("3:0", 3), ("0:9", 137), ("0:15", 143)])
+def test_exit_code_from_pair(pair: str, code: int) -> None:
+    """scontrol's ExitCode=<code>:<signal> becomes the same shell exit code."""
+    assert parse.exit_code_from_pair(pair) == code
+
+
+# -- jobs from the captures ------------------------------------------------------------------
+
+
+def test_running_job_from_capture() -> None:
+    """A running job: state, tag from the comment, nodes, start time, no end, no exit code."""
+    running = job("probe-squeue-mixed.json", 1)
+    assert running.remote_id == "1"
+    assert running.state is AttemptState.RUNNING
+    assert running.tag == RemoteTag("fed", 1, 1)
+    assert running.nodelist == "p1"
+    assert running.started_at == datetime.fromtimestamp(1795460824, tz=UTC)
+    assert (running.ended_at, running.exit_code) == (None, None)
+
+
+def test_failed_job_exit_code_from_capture() -> None:
+    """`exit 3` shows as exit_code 768 in squeue --json and is reported as exit code 3."""
+    failed = job("probe-squeue-mixed.json", 2)
+    assert (failed.state, failed.exit_code) == (AttemptState.FAILED, 3)
+    assert failed.reason == "failed (NonZeroExitCode)"
+
+
+def test_signalled_job_exit_code_from_capture() -> None:
+    """A batch script killed by SIGKILL is reported as exit code 137."""
+    assert job("probe-squeue-mixed.json", 4).exit_code == 137
+
+
+def test_pending_job_from_capture_has_no_times() -> None:
+    """A pending job's estimated start and end times are not reported as times."""
+    pending = job("probe-squeue-mixed.json", 3)
+    assert pending.state is AttemptState.PENDING
+    assert (pending.started_at, pending.ended_at, pending.nodelist) == (None, None, "")
+    assert pending.reason == "Resources"
+
+
+def test_completed_job_from_capture() -> None:
+    """A completed 2-node job: exit code 0, start and end as aware UTC datetimes."""
+    done = job("probe-squeue-states.json", 3)
+    assert (done.state, done.exit_code, done.nodelist) == (AttemptState.COMPLETED, 0, "p[1-2]")
+    assert done.ended_at is not None and done.ended_at.tzinfo is UTC
+
+
+def test_timeout_job_from_capture() -> None:
+    """A job past its time limit is FAILED with "time limit reached" and exit 128+SIGTERM."""
+    timed_out = job("probe-squeue-states.json", 6)
+    assert (timed_out.state, timed_out.reason) == (AttemptState.FAILED, "time limit reached")
+    assert timed_out.exit_code == 143
+
+
+def test_cancelled_running_job_from_capture() -> None:
+    """A job cancelled while running is CANCELLED with its end time."""
+    cancelled = job("probe-squeue-states.json", 1)
+    assert cancelled.state is AttemptState.CANCELLED
+    assert cancelled.ended_at == datetime.fromtimestamp(1795460869, tz=UTC)
+
+
+def test_cancelled_pending_job_never_started() -> None:
+    """A job cancelled while pending has no start time and no exit code."""
+    cancelled = job("probe-squeue-states.json", 7)
+    assert cancelled.state is AttemptState.CANCELLED
+    assert (cancelled.started_at, cancelled.exit_code) == (None, None)
+
+
+def test_completing_job_with_exit_status_is_running() -> None:
+    """A COMPLETING job (epilog still running) is RUNNING even though its exit is known."""
+    completing = job("probe-squeue-states.json", 12)
+    assert (completing.state, completing.exit_code) == (AttemptState.RUNNING, None)
+
+
+def test_suspended_job_is_pending() -> None:
+    """A suspended job is reported PENDING with reason "suspended"."""
+    suspended = job("probe-squeue-states.json", 13)
+    assert (suspended.state, suspended.reason) == (AttemptState.PENDING, "suspended")
+
+
+def test_held_job_is_pending_with_reason() -> None:
+    """A held job is PENDING with Slurm's reason."""
+    held = job("probe-squeue-states.json", 15)
+    assert (held.state, held.reason) == (AttemptState.PENDING, "JobHeldUser")
+
+
+def test_foreign_comment_has_no_tag() -> None:
+    """A job whose comment is not an sfed tag has tag None."""
+    assert parse.job_from_json(job_json(comment="my own note")).tag is None
+
+
+def test_empty_comment_has_no_tag() -> None:
+    """A job without a comment has tag None."""
+    assert parse.job_from_json(job_json(comment="")).tag is None
+
+
+def test_job_without_id_is_an_error() -> None:
+    """A job record without an integer job_id is a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError):
+        parse.job_from_json(job_json(job_id="x"))
+
+
+# -- sbatch, scontrol, messages --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stdout", "job_id"), [("123\n", "123"), ("123;beta\n", "123"), ("\n77\n", "77")]
+)
+def test_parse_sbatch_parsable(stdout: str, job_id: str) -> None:
+    """`sbatch --parsable` prints `id` or `id;cluster`."""
+    assert parse.parse_sbatch_parsable(stdout) == job_id
+
+
+@pytest.mark.parametrize("stdout", ["", "Submitted batch job 12\n", "12;\n"])
+def test_parse_sbatch_parsable_rejects_other_output(stdout: str) -> None:
+    """Anything else is a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError):
+        parse.parse_sbatch_parsable(stdout)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (
+            "sbatch: error: invalid partition specified: nope\n"
+            "sbatch: error: Batch job submission failed: Invalid partition name specified\n",
+            "Invalid partition name specified",
+        ),
+        (
+            "sbatch: error: Batch job submission failed: Requested node configuration is not "
+            "available\n",
+            "Requested node configuration is not available",
+        ),
+        ("sbatch: error: Batch script is empty!\n", "Batch script is empty!"),
+        ("", "no message"),
+    ],
+)
+def test_rejection_reason(stderr: str, reason: str) -> None:
+    """The reason of a rejection is sbatch's "submission failed" line, else its first line."""
+    assert parse.rejection_reason(stderr) == reason
+
+
+@pytest.mark.parametrize(
+    ("stderr", "unreachable"),
+    [
+        ("slurm_load_partitions: Unable to contact slurm controller (connect failure)", True),
+        (
+            "sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+            "(connect failure)",
+            True,
+        ),
+        ("squeue: error: Socket timed out on send/recv operation", True),
+        ("sinfo: fatal: Could not establish a configuration source", True),
+        ("sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+        ("scancel: error: Invalid job id abc", False),
+    ],
+)
+def test_is_unreachable_message(stderr: str, unreachable: bool) -> None:
+    """Messages meaning "the controller did not answer" are told from refusals."""
+    assert parse.is_unreachable_message(stderr) is unreachable
+
+
+def test_parse_scontrol_records_from_capture() -> None:
+    """`scontrol -o show job` lines become dicts; the trailing blank of Comment is dropped."""
+    first, second = parse.parse_scontrol_records(fixture_text("probe-scontrol-show-job.txt"))
+    assert (first["JobId"], first["JobState"], first["ExitCode"]) == ("12", "FAILED", "5:0")
+    assert first["Comment"] == "sfed/fed/20/1"
+    assert (second["JobName"], second["ExitCode"]) == ("tl", "0:15")
+
+
+def test_parse_scontrol_records_value_with_metacharacters() -> None:
+    """A JobName holding spaces and shell metacharacters is read back whole."""
+    line = "JobId=5 JobName=x; touch /tmp/pwned $(id) UserId=root(0) AllocNode:Sid=h:1 Power="
+    (record,) = parse.parse_scontrol_records(line)
+    assert record["JobName"] == "x; touch /tmp/pwned $(id)"
+    assert (record["AllocNode:Sid"], record["Power"]) == ("h:1", "")
+
+
+def test_lab_beta_capture_counts_a_3_gpu_job() -> None:
+    """Captured on lab beta: --gres=gpu:3 -c 2 --mem=1000 on beta-n2 leaves 5 GPUs, 14 CPUs."""
+    nodes = parse.load_json(fixture_text("lab-beta-sinfo-busy.json"), "nodes")
+    snapshot = {n.name: n for n in parse.nodes_of_partition(nodes, "gpu")}
+    assert snapshot["beta-n2"] == NodeSnapshot("beta-n2", 8, 5, 16, 14, 64000, 63000, True)
+    assert [n.gpus_free for name, n in sorted(snapshot.items()) if name != "beta-n2"] == [8, 8, 8]
+
+
+def test_lab_beta_capture_running_job() -> None:
+    """Captured on lab beta: the holder job is RUNNING with its tag and node."""
+    holder = job("lab-beta-squeue.json", 110092)
+    assert (holder.state, holder.tag, holder.nodelist) == (
+        AttemptState.RUNNING,
+        RemoteTag("capture", 1, 1),
+        "beta-n2",
+    )
