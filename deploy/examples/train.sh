@@ -6,4 +6,4 @@
 # A sample 2-node GPU job: unchanged Slurm habits, wherever the federation places it.
 echo "federation job ${SFED_JOB_ID} (attempt ${SFED_ATTEMPT}) on pool ${SFED_POOL}, Slurm job ${SLURM_JOB_ID}"
 echo "nodes: ${SLURM_JOB_NODELIST}"
-srun bash -c 'echo "task ${SLURM_PROCID} on ${SLURMD_NODENAME}: GPUs ${CUDA_VISIBLE_DEVICES:-none}"'
+srun bash -c 'echo "task ${SLURM_PROCID} on ${SLURMD_NODENAME}: ${SLURM_GPUS_ON_NODE} GPUs"'

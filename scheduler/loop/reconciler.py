@@ -121,7 +121,11 @@ class Loop:
         self._wake.set()
 
     async def start(self) -> None:
-        """Create pool rows and load the last known capacities (for submit-time checks)."""
+        """Create pool rows, load the last known capacities, then take a first snapshot.
+
+        Bounded by pool_timeout_s: a silent pool is marked unreachable and keeps its last
+        known capacity, so submit-time checks still work.
+        """
         await self._db(self.store.ensure_pools, list(self.pools), self.clock())
         records = await self._db(self.store.pools)
         for name, view in self.pools.items():
@@ -129,6 +133,7 @@ class Loop:
             if record is not None:
                 self._apply_record(view, record)
                 view.nodes = record.capacity
+        await self._refresh_pools(PassReport())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
