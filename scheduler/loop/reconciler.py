@@ -9,6 +9,7 @@ calls, never around them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -113,12 +114,24 @@ class Loop:
             for pc in config.pools
         }
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
         self._timeout = config.loop.pool_timeout_s
 
     # -- public -------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """Ask for a pass now (after a submit, a cancel, a drain)."""
         self._wake.set()
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Return when the loop next records a change, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def _notify(self) -> None:
+        # Wake every current waiter once; later waiters wait for the next change.
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def start(self) -> None:
         """Create pool rows, load the last known capacities, then take a first snapshot.
@@ -155,6 +168,7 @@ class Loop:
         await self._reconcile(report)
         await self._place(report)
         if report.placed or report.state_changes:
+            self._notify()
             log.info(
                 "loop.pass",
                 placed=len(report.placed),
@@ -367,6 +381,7 @@ class Loop:
             return
         faults.hit(faults.CRASH_AFTER_REMOTE_SUBMIT, self.faults)
         await self._db(self.store.record_remote_id, job.id, attempt.number, remote_id, self.clock())
+        self._notify()
         bound.info("job.submitted", remote_id=remote_id, attempt=attempt.number)
         report.placed.append(job.id)
 

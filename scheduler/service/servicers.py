@@ -153,7 +153,8 @@ class FederationServicer(pb_grpc.FederationServicer):
                 yield convert.job_event(event, job.state.value)
             if job.state in TERMINAL_JOB_STATES:
                 return
-            await asyncio.sleep(WATCH_POLL_S)
+            # Woken by the loop's next change; the timeout catches changes made by the API.
+            await self.loop.wait_changed(WATCH_POLL_S)
 
     async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:
         info = await self._job(request.job_id, context)
