@@ -32,7 +32,7 @@ async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 async def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
     """context.abort, typed: it raises and never returns."""
-    await _abort(context, code, message)
+    await context.abort(code, message)
     raise AssertionError("unreachable")
 
 
