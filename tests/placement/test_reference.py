@@ -1,0 +1,148 @@
+"""The fast core decides exactly what the plain reference decides, on random small snapshots."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from scheduler.domain import Job, JobRequest, NodeSnapshot, PoolSnapshot, PoolState
+from scheduler.placement import Policy, never_fits, place
+from scheduler.placement import nodes as nodes_module
+from tests.placement.builders import T0, job, request
+from tests.placement.reference import reference_never_fits, reference_place
+
+CASES = 600
+NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
+Shapes = list[tuple[int, int, int, int | None]]  # (nodes, GPUs, CPUs per task, memory)
+PARTITIONS = [None] * 8 + ["fed", "fed", "gpu", "cpu", "alpha", "beta", "nowhere"]
+
+
+def _node(rng: random.Random, name: str, kind: tuple[int, int, int]) -> NodeSnapshot:
+    gpus, cpus, mem = kind
+    odd = rng.random() < 0.03  # reports that disagree with the totals happen
+    return NodeSnapshot(
+        name=name,
+        gpus_total=gpus,
+        gpus_free=(
+            rng.randint(-1, gpus + 1) if odd else rng.choice([gpus, gpus, 0, rng.randint(0, gpus)])
+        ),
+        cpus_total=cpus,
+        cpus_free=rng.randint(-2, cpus) if odd else rng.choice([cpus, rng.randint(0, cpus)]),
+        mem_total_mb=mem,
+        mem_free_mb=rng.choice([mem, mem // 2, rng.randint(0, mem)]),
+        schedulable=rng.random() > 0.1,
+    )
+
+
+def _request(rng: random.Random, shapes: Shapes) -> JobRequest:
+    nodes, gpus, cpus, mem = rng.choice(shapes)
+    return request(
+        nodes=nodes,
+        gpus=gpus,
+        cpus=cpus,
+        ntasks=rng.choice([None, None, nodes * 2]),
+        mem=mem,
+        partition=rng.choice(PARTITIONS),
+        priority=rng.choice([0, 0, 0, 5, 10]),
+    )
+
+
+def _shapes(rng: random.Random) -> Shapes:
+    """A few shapes per case, so that many jobs share one (the fast path's caches)."""
+    return [
+        (
+            rng.choice([1, 1, 1, 2, 2, 3, 4, 6]),
+            rng.choice([0, 0, 1, 1, 2, 4, 8, 16]),
+            rng.choice([1, 1, 2, 4, 8, 32]),
+            rng.choice([None, None, 1000, 16000, 32000, 64000]),
+        )
+        for _ in range(rng.randint(1, 10))
+    ]
+
+
+def _pools(rng: random.Random, shapes: Shapes, most: int = 8) -> list[PoolSnapshot]:
+    pools = []
+    for name in rng.sample(NAMES, rng.randint(1, 5)):
+        kinds = [
+            (rng.choice([0, 2, 4, 8]), rng.choice([8, 32, 64]), rng.choice([16000, 64000, 256000]))
+            for _ in range(rng.randint(1, 2))
+        ]
+        count = 0 if rng.random() < 0.05 else rng.randint(1, most)
+        nodes = tuple(_node(rng, f"{name}-n{i}", rng.choice(kinds)) for i in range(count))
+        pools.append(
+            PoolSnapshot(
+                name=name,
+                state=rng.choice([PoolState.UP] * 6 + [PoolState.DRAINED, PoolState.UNREACHABLE]),
+                nodes=nodes,
+                weight=rng.choice([1, 1, 2, 5]),
+                price_per_gpu_hour=rng.choice([0.0, 1.2, 1.2, 2.5]),
+                partition=rng.choice([None, "gpu", "cpu"]),
+                inflight=tuple(_request(rng, shapes) for _ in range(rng.choice([0, 0, 1, 3]))),
+            )
+        )
+    return pools
+
+
+def _jobs(rng: random.Random, shapes: Shapes, most: int = 60) -> list[Job]:
+    jobs = [
+        replace(
+            job(i, submitted=rng.randint(0, 20), cancel=rng.random() < 0.05),
+            request=_request(rng, shapes),
+        )
+        for i in range(1, rng.randint(0, most) + 1)
+    ]
+    rng.shuffle(jobs)
+    return jobs
+
+
+def _policy(rng: random.Random) -> Policy:
+    return Policy(max_placements=rng.choice([None] * 8 + [0, 1, 3, 10]))
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+def test_place_matches_reference(seed: int) -> None:
+    """place() returns exactly the reference's decisions, verdicts and reasons included."""
+    rng = random.Random(seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes)
+    jobs = _jobs(rng, shapes)
+    policy = _policy(rng)
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+def test_never_fits_matches_reference(seed: int) -> None:
+    """never_fits() gives the reference's answer for every kind of request."""
+    rng = random.Random(10_000 + seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes) if rng.random() > 0.03 else []
+    for _ in range(5):
+        r = _request(rng, shapes)
+        assert never_fits(r, pools, Policy()) == reference_never_fits(r, pools, Policy())
+
+
+@pytest.mark.parametrize("seed", range(0, CASES, 3))
+def test_place_matches_reference_with_capped_gpu_buckets(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes beyond the last free-GPU bucket (absurd reports) are still counted exactly."""
+    monkeypatch.setattr(nodes_module, "MAX_LEVEL", 2)
+    rng = random.Random(seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes)
+    jobs = _jobs(rng, shapes)
+    policy = _policy(rng)
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_place_matches_reference_on_bigger_snapshots(seed: int) -> None:
+    """Also with pools of up to 80 nodes and hundreds of jobs (long runs of placements)."""
+    rng = random.Random(50_000 + seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, most=80)
+    jobs = _jobs(rng, shapes, most=600)
+    policy = Policy()
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
