@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -30,7 +30,7 @@ class Daemon(SfeddProcess):
             socket=socket,
             ssh_pools=ssh_pools,
             interval_s=0.5,
-            name=f"t{os.getpid()}",
+            name=f"t{secrets.token_hex(6)}",
         )
         self.federation: str = config["federation"]["name"]
         super().__init__(write_config(config, workdir / "sfed.yaml"), socket, workdir / "sfedd.log")
