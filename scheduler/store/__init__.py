@@ -1,7 +1,7 @@
 """The durable store of sfed: jobs, attempts, append-only events and pools (SQLite or Postgres).
 
-    store = Store("sqlite:///var/lib/sfed/sfed.db")   # or postgresql+psycopg://user@host:port/db
-    store.migrate()                                     # Alembic upgrade to head; idempotent
+store = Store("sqlite:///var/lib/sfed/sfed.db")   # or postgresql+psycopg://user@host:port/db
+store.migrate()                                     # Alembic upgrade to head; idempotent
 """
 
 from scheduler.store.errors import StaleJob, StoreError, UnknownJob, UnknownPool

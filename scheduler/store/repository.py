@@ -315,8 +315,15 @@ class Store:
             if job.attempt == attempt and job.state not in _TERMINAL_JOB_VALUES:
                 job.remote_id = remote_id
                 job.updated_at = now
-            _append(s, job_id, now, "submitted_remote", f"{row.pool} job {remote_id}",
-                    pool=row.pool, attempt=attempt)
+            _append(
+                s,
+                job_id,
+                now,
+                "submitted_remote",
+                f"{row.pool} job {remote_id}",
+                pool=row.pool,
+                attempt=attempt,
+            )
 
     def update_attempt(
         self,
@@ -417,8 +424,15 @@ class Store:
                 _append(s, job_id, now, "cancelled", f"cancelled by {by} before it was placed")
             elif job.state not in _TERMINAL_JOB_VALUES and not job.cancel_requested:
                 job.cancel_requested, job.updated_at = True, now
-                _append(s, job_id, now, "cancel_requested", f"cancel requested by {by}",
-                        pool=job.pool, attempt=job.attempt)
+                _append(
+                    s,
+                    job_id,
+                    now,
+                    "cancel_requested",
+                    f"cancel requested by {by}",
+                    pool=job.pool,
+                    attempt=job.attempt,
+                )
             s.flush()
             return _job(job)
 

@@ -114,4 +114,3 @@ def _empty(store: Store) -> None:
             for table in ("events", "attempts", "jobs", "pools"):
                 conn.execute(text(f"DELETE FROM {table}"))
             conn.execute(text("DELETE FROM sqlite_sequence"))
-

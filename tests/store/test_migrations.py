@@ -145,9 +145,10 @@ def test_concurrent_migrations_of_one_database_both_succeed(empty_url: str) -> N
 def test_foreign_keys_are_enforced(store: Store) -> None:
     """An attempt or event of a job that does not exist is refused by the database."""
     with pytest.raises(IntegrityError), store._engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO events (job_id, at, kind, message) VALUES (424242, :at, 'x', 'y')"
-        ), {"at": at(0).replace(tzinfo=None)})
+        conn.execute(
+            text("INSERT INTO events (job_id, at, kind, message) VALUES (424242, :at, 'x', 'y')"),
+            {"at": at(0).replace(tzinfo=None)},
+        )
     job = store.add_job("alice", request(), at(0))
     store.begin_attempt(job.id, "beta", "placed", at(1))
     store.update_attempt(job.id, 1, AttemptState.RUNNING, at(2))  # the FK allows real ones

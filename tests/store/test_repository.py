@@ -23,10 +23,19 @@ def test_add_job_returns_a_pending_job(store: Store) -> None:
     job = store.add_job("alice", request(), at(0))
     assert job.id >= 1
     assert (job.user, job.state, job.attempt, job.pool, job.remote_id) == (
-        "alice", JobState.PENDING, 0, None, None)
+        "alice",
+        JobState.PENDING,
+        0,
+        None,
+        None,
+    )
     assert job.submitted_at == job.updated_at == at(0)
     assert (job.started_at, job.ended_at, job.exit_code, job.cancel_requested) == (
-        None, None, None, False)
+        None,
+        None,
+        None,
+        False,
+    )
 
 
 def test_get_job_round_trips_every_request_field(store: Store) -> None:
@@ -81,7 +90,12 @@ def test_add_job_appends_a_submitted_event(store: Store) -> None:
     job = submitted(store, "bob")
     [event] = store.events(job.id)
     assert (event.kind, event.job_id, event.at, event.pool, event.attempt) == (
-        "submitted", job.id, at(0), None, None)
+        "submitted",
+        job.id,
+        at(0),
+        None,
+        None,
+    )
     assert "bob" in event.message
 
 
@@ -116,7 +130,9 @@ def test_list_jobs_filters_by_states(store: Store) -> None:
     cancelled = store.request_cancel(submitted(store).id, at(5), by="alice")
     assert _ids(store.list_jobs(states=[JobState.PENDING])) == [pending.id]
     assert _ids(store.list_jobs(states={JobState.PLACED, JobState.CANCELLED})) == [
-        placed_job.id, cancelled.id]
+        placed_job.id,
+        cancelled.id,
+    ]
     assert store.list_jobs(states=[]) == []
 
 
@@ -199,12 +215,22 @@ def test_begin_attempt_places_the_job(store: Store) -> None:
     job = submitted(store)
     attempt = store.begin_attempt(job.id, "beta", "placed on beta; alpha: only 2 nodes", at(1))
     assert (attempt.job_id, attempt.number, attempt.pool, attempt.state, attempt.remote_id) == (
-        job.id, 1, "beta", AttemptState.SUBMITTING, None)
+        job.id,
+        1,
+        "beta",
+        AttemptState.SUBMITTING,
+        None,
+    )
     assert attempt.created_at == at(1)
     after = store.get_job(job.id)
     assert after is not None
     assert (after.state, after.pool, after.attempt, after.remote_id, after.updated_at) == (
-        JobState.PLACED, "beta", 1, None, at(1))
+        JobState.PLACED,
+        "beta",
+        1,
+        None,
+        at(1),
+    )
     assert after.reason == "placed on beta; alpha: only 2 nodes"
     assert store.attempts(job.id) == [attempt]
 
@@ -215,7 +241,12 @@ def test_begin_attempt_appends_a_placed_event_with_the_reason(store: Store) -> N
     store.begin_attempt(job.id, "beta", "placed on beta; alpha: drained", at(1))
     event = store.events(job.id)[-1]
     assert (event.kind, event.message, event.pool, event.attempt, event.at) == (
-        "placed", "placed on beta; alpha: drained", "beta", 1, at(1))
+        "placed",
+        "placed on beta; alpha: drained",
+        "beta",
+        1,
+        at(1),
+    )
 
 
 def test_record_remote_id_moves_the_attempt_to_pending(store: Store) -> None:
@@ -229,7 +260,11 @@ def test_record_remote_id_moves_the_attempt_to_pending(store: Store) -> None:
     assert (after.state, after.remote_id) == (JobState.PLACED, "123")
     event = store.events(job.id)[-1]
     assert (event.kind, event.message, event.pool, event.attempt) == (
-        "submitted_remote", "beta job 123", "beta", 1)
+        "submitted_remote",
+        "beta job 123",
+        "beta",
+        1,
+    )
 
 
 def test_record_remote_id_twice_appends_one_event(store: Store) -> None:
@@ -253,13 +288,21 @@ def test_update_attempt_running_starts_the_job(store: Store) -> None:
     """RUNNING moves attempt and job to RUNNING with the start time and the nodes."""
     job = placed(store)
     store.record_remote_id(job.id, 1, "123", at(2))
-    after = store.update_attempt(job.id, 1, AttemptState.RUNNING, at(4), nodelist="beta-n[1-2]",
-                                 started_at=at(3))
+    after = store.update_attempt(
+        job.id, 1, AttemptState.RUNNING, at(4), nodelist="beta-n[1-2]", started_at=at(3)
+    )
     assert (after.state, after.started_at, after.updated_at, after.ended_at) == (
-        JobState.RUNNING, at(3), at(4), None)
+        JobState.RUNNING,
+        at(3),
+        at(4),
+        None,
+    )
     [attempt] = store.attempts(job.id)
     assert (attempt.state, attempt.started_at, attempt.nodelist) == (
-        AttemptState.RUNNING, at(3), "beta-n[1-2]")
+        AttemptState.RUNNING,
+        at(3),
+        "beta-n[1-2]",
+    )
     event = store.events(job.id)[-1]
     assert (event.kind, event.pool, event.attempt) == ("state", "beta", 1)
     assert event.message == "RUNNING on beta (job 123, nodes beta-n[1-2])"
@@ -276,13 +319,21 @@ def test_update_attempt_running_without_a_start_time_uses_now(store: Store) -> N
 def test_update_attempt_completed_ends_the_job_with_the_exit_code(store: Store) -> None:
     """COMPLETED ends attempt and job with exit code and end time; "state" event."""
     job = running(store)
-    after = store.update_attempt(job.id, 1, AttemptState.COMPLETED, at(9), exit_code=0,
-                                 ended_at=at(8))
+    after = store.update_attempt(
+        job.id, 1, AttemptState.COMPLETED, at(9), exit_code=0, ended_at=at(8)
+    )
     assert (after.state, after.exit_code, after.ended_at, after.started_at) == (
-        JobState.COMPLETED, 0, at(8), at(3))
+        JobState.COMPLETED,
+        0,
+        at(8),
+        at(3),
+    )
     [attempt] = store.attempts(job.id)
     assert (attempt.state, attempt.exit_code, attempt.ended_at) == (
-        AttemptState.COMPLETED, 0, at(8))
+        AttemptState.COMPLETED,
+        0,
+        at(8),
+    )
     assert store.events(job.id)[-1].message == "COMPLETED exit 0"
 
 
@@ -362,7 +413,11 @@ def test_lost_attempt_fails_the_job_and_keeps_the_reason(store: Store) -> None:
     why = "beta no longer knows job 123"
     after = store.update_attempt(job.id, 1, AttemptState.LOST, at(9), reason=why)
     assert (after.state, after.reason, after.ended_at, after.exit_code) == (
-        JobState.FAILED, why, at(9), None)
+        JobState.FAILED,
+        why,
+        at(9),
+        None,
+    )
     assert store.attempts(job.id)[0].state is AttemptState.LOST
     assert store.events(job.id)[-1].message == f"LOST: {why}"
 
@@ -393,7 +448,9 @@ def test_active_attempts_are_the_non_terminal_ones(store: Store) -> None:
     store.update_attempt(c.id, 1, AttemptState.FAILED, at(9), exit_code=1)
     found = store.active_attempts()
     assert [(x.job_id, x.state) for x in found] == [
-        (a.id, AttemptState.SUBMITTING), (b.id, AttemptState.RUNNING)]
+        (a.id, AttemptState.SUBMITTING),
+        (b.id, AttemptState.RUNNING),
+    ]
 
 
 def test_attempts_of_unknown_job_are_empty(store: Store) -> None:
@@ -407,14 +464,23 @@ def test_attempts_of_unknown_job_are_empty(store: Store) -> None:
 def test_abort_attempt_back_to_pending(store: Store) -> None:
     """A refused submission fails the attempt and puts the job back in the queue."""
     job = placed(store)
-    after = store.abort_attempt(job.id, 1, "beta refused the job: bad gres", at(2),
-                                back_to_pending=True)
+    after = store.abort_attempt(
+        job.id, 1, "beta refused the job: bad gres", at(2), back_to_pending=True
+    )
     assert (after.state, after.pool, after.remote_id, after.attempt, after.ended_at) == (
-        JobState.PENDING, None, None, 1, None)
+        JobState.PENDING,
+        None,
+        None,
+        1,
+        None,
+    )
     assert after.reason == "beta refused the job: bad gres"
     [attempt] = store.attempts(job.id)
     assert (attempt.state, attempt.reason, attempt.ended_at) == (
-        AttemptState.FAILED, "beta refused the job: bad gres", at(2))
+        AttemptState.FAILED,
+        "beta refused the job: bad gres",
+        at(2),
+    )
     event = store.events(job.id)[-1]
     assert (event.kind, event.pool, event.attempt) == ("aborted", "beta", 1)
     assert event.message.startswith("beta refused the job: bad gres")
@@ -435,7 +501,11 @@ def test_abort_attempt_fails_the_job(store: Store) -> None:
     job = placed(store)
     after = store.abort_attempt(job.id, 1, "refused 3 times", at(2), back_to_pending=False)
     assert (after.state, after.reason, after.ended_at, after.pool) == (
-        JobState.FAILED, "refused 3 times", at(2), None)
+        JobState.FAILED,
+        "refused 3 times",
+        at(2),
+        None,
+    )
     assert store.events(job.id)[-1].kind == "aborted"
 
 
@@ -572,7 +642,8 @@ def test_set_reasons_handles_more_ids_than_one_chunk(store: Store) -> None:
     reasons = {424_242 + i: "ghost" for i in range(1200)} | {j.id: f"r{j.id}" for j in jobs}
     store.set_reasons(reasons)
     assert [store.get_job(j.id).reason for j in jobs] == [  # type: ignore[union-attr]
-        f"r{j.id}" for j in jobs]
+        f"r{j.id}" for j in jobs
+    ]
 
 
 # -- pools ------------------------------------------------------------------------------------
@@ -617,7 +688,10 @@ def test_set_pool_reachable_round_trip(store: Store) -> None:
     store.ensure_pools(["beta"], at(0))
     down = store.set_pool_reachable("beta", False, "connection refused", at(1))
     assert (down.reachable, down.unreachable_reason, down.updated_at) == (
-        False, "connection refused", at(1))
+        False,
+        "connection refused",
+        at(1),
+    )
     up = store.set_pool_reachable("beta", True, "", at(2))
     assert (up.reachable, up.unreachable_reason, up.updated_at) == (True, "", at(2))
     assert store.pools()["beta"] == up
@@ -694,14 +768,24 @@ def test_datetimes_come_back_aware_utc(store: Store) -> None:
     when = datetime(2026, 3, 1, 18, 30, 15, 123456, tzinfo=tokyo)
     job = store.add_job("alice", request(), when)
     store.begin_attempt(job.id, "beta", "placed", when + timedelta(seconds=1))
-    store.update_attempt(job.id, 1, AttemptState.RUNNING, when + timedelta(seconds=2),
-                         started_at=when + timedelta(seconds=2))
+    store.update_attempt(
+        job.id,
+        1,
+        AttemptState.RUNNING,
+        when + timedelta(seconds=2),
+        started_at=when + timedelta(seconds=2),
+    )
     store.ensure_pools(["beta"], when)
     found = store.get_job(job.id)
     assert found is not None
-    values = [found.submitted_at, found.updated_at, found.started_at,
-              *(e.at for e in store.events(job.id)),
-              store.attempts(job.id)[0].created_at, store.pools()["beta"].updated_at]
+    values = [
+        found.submitted_at,
+        found.updated_at,
+        found.started_at,
+        *(e.at for e in store.events(job.id)),
+        store.attempts(job.id)[0].created_at,
+        store.pools()["beta"].updated_at,
+    ]
     for value in values:
         assert value is not None
         assert value.tzinfo is UTC
@@ -782,7 +866,9 @@ def test_cancel_racing_placement_is_never_lost(store: Store) -> None:
         assert after is not None
         assert after.cancel_requested
         assert (after.state, len(store.attempts(job.id))) in {
-            (JobState.CANCELLED, 0), (JobState.PLACED, 1)}
+            (JobState.CANCELLED, 0),
+            (JobState.PLACED, 1),
+        }
 
 
 def test_a_store_works_from_a_thread_other_than_its_creator(store_url: str) -> None:
