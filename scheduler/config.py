@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "Config",
@@ -30,6 +38,16 @@ __all__ = [
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
+def _valid_name(v: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
+    return v
+
+
+# Federation and pool names appear in remote tags, logs and CLI tables.
+Name = Annotated[str, AfterValidator(_valid_name)]
+
+
 class ConfigError(Exception):
     """The configuration file cannot be used; the message names the key."""
 
@@ -39,16 +57,9 @@ class _Strict(BaseModel):
 
 
 class FederationConfig(_Strict):
-    name: str = "sfed"  # carried in every remote job's tag; unique per federation
+    name: Name = "sfed"  # carried in every remote job's tag; unique per federation
     virtual_partition: str = "fed"
     checkpoint_root: str | None = None  # SFED_CHECKPOINT_DIR = <root>/<job id>, mapped per pool
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
-        return v
 
     @field_validator("checkpoint_root")
     @classmethod
@@ -118,7 +129,7 @@ class SSHConfig(_Strict):
 
 
 class PoolConfig(_Strict):
-    name: str
+    name: Name
     kind: Literal["slurm"] = "slurm"
     transport: Literal["local", "ssh"] = "local"
     partition: str
@@ -127,13 +138,6 @@ class PoolConfig(_Strict):
     path_map: dict[str, str] = Field(default_factory=dict)  # federation path -> pool path
     price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
     weight: Annotated[int, Field(ge=0)] = 1
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
-        return v
 
     @field_validator("path_map")
     @classmethod
