@@ -4,19 +4,25 @@ Each call is one command through a `Transport` (local subprocess or SSH):
 
     snapshot()  sinfo --json                    nodes listing the pool's partition
     submit()    sbatch --parsable ... (stdin)   the script byte for byte; the tag in --comment
-    find()      squeue --json --states=all      the job whose comment is tag.render()
-    poll()      squeue --json --states=all      one command for any number of ids
+    find()      squeue -O ... --states=all      the job whose comment is tag.render()
+    poll()      squeue -O ... --states=all      one command for any number of ids
     cancel()    scancel <id>
+
+squeue runs in its plain-text form with only the fields read here (commands.squeue_argv), with
+`TZ=UTC SLURM_TIME_FORMAT=standard` and without the SQUEUE_* filter variables of the login
+environment; it lists every job the controller remembers, and the adapter picks its own.
 
 Errors follow the Pool contract: the controller not answering (a timeout, "Unable to contact
 slurm controller", or a JSON document whose `errors` is not empty, which is how Slurm 22.05's
-`--json` reports it with exit status 0) raises PoolUnreachable; the controller refusing
-(sbatch rejects the job, unknown partition) raises PoolError. Nothing else escapes.
+`sinfo --json` reports it with exit status 0) raises PoolUnreachable; the controller refusing
+(sbatch rejects the job, unknown partition) raises PoolError, and so does output this module
+cannot read, rather than leaving a job out (a job missing from `poll` is taken for lost).
+Nothing else escapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -60,10 +66,11 @@ class SlurmPool:
         *,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
     ) -> CommandResult:
         try:
             return await self.transport.run(
-                argv, stdin=stdin, env=env, timeout=self.command_timeout
+                argv, stdin=stdin, env=env, unset=unset, timeout=self.command_timeout
             )
         except PoolUnreachable as exc:
             self._log.warning("slurm.unreachable", command=argv[0], error=str(exc))
@@ -93,14 +100,32 @@ class SlurmPool:
         except parse.SlurmOutputError as exc:
             raise PoolError(f"{self.name}: {argv[0]}: {exc}") from exc
 
-    def _parse_jobs(self, raw_jobs: Sequence[Mapping[str, Any]]) -> list[RemoteJob]:
-        jobs = []
-        for raw in raw_jobs:
+    async def _squeue(self) -> list[parse.SqueueRecord]:
+        """Every job the controller remembers, as raw records."""
+        marker = commands.new_squeue_marker()
+        result = await self._run(
+            commands.squeue_argv(marker),
+            env=commands.SQUEUE_ENVIRONMENT,
+            unset=commands.SQUEUE_UNSET_VARIABLES,
+        )
+        if not result.ok:
+            raise self._failure("squeue", result)
+        try:
+            return parse.squeue_records(result.stdout_text(), marker)
+        except parse.SlurmOutputError as exc:
+            raise PoolError(f"{self.name}: squeue: {exc}") from exc
+
+    def _parse_jobs(self, records: Iterable[parse.SqueueRecord]) -> list[RemoteJob]:
+        """The jobs of `records`, one per id; PoolError when one cannot be read."""
+        jobs: dict[str, RemoteJob] = {}
+        for record in records:
             try:
-                jobs.append(parse.job_from_json(raw))
+                job = parse.job_from_squeue(record)
             except parse.SlurmOutputError as exc:
-                self._log.warning("slurm.unparsed_job", job_id=raw.get("job_id"), error=str(exc))
-        return jobs
+                self._log.warning("slurm.unparsed_job", job_id=record.job_id, error=str(exc))
+                raise PoolError(f"{self.name}: squeue: job {record.job_id}: {exc}") from exc
+            jobs[job.remote_id] = job  # a pending array repeats identical records
+        return list(jobs.values())
 
     # -- Pool --------------------------------------------------------------------------------
 
@@ -146,8 +171,8 @@ class SlurmPool:
 
     async def find(self, tag: RemoteTag) -> RemoteJob | None:
         rendered = tag.render()
-        raw_jobs = await self._read(commands.squeue_argv(), "jobs")
-        found = self._parse_jobs([j for j in raw_jobs if j.get("comment") == rendered])
+        records = await self._squeue()
+        found = self._parse_jobs(r for r in records if r.comment == rendered)
         if not found:
             self._log.debug("slurm.find", tag=rendered, remote_id=None)
             return None
@@ -165,8 +190,8 @@ class SlurmPool:
         if not remote_ids:
             return {}
         wanted = set(remote_ids)
-        raw_jobs = await self._read(commands.squeue_argv(), "jobs")
-        jobs = self._parse_jobs([j for j in raw_jobs if str(j.get("job_id")) in wanted])
+        records = await self._squeue()
+        jobs = self._parse_jobs(r for r in records if r.job_id in wanted)
         result = {job.remote_id: job for job in jobs}
         self._log.debug("slurm.poll", asked=len(wanted), found=len(result))
         return result

@@ -3,21 +3,39 @@
 What Slurm 22.05.8 (Debian 12) really prints, found by running it (captures in
 tests/pools/slurm/fixtures/):
 
-* `sinfo --json` and `squeue --json` print the OpenAPI v0.0.38 schema
-  (`meta.plugin.type == "openapi/v0.0.38"`, `meta.Slurm.release == "22.05.8"`), a top-level
-  `errors` list, and `nodes` / `jobs`.
-* Both IGNORE filters when `--json` is given: `--partition`, `--jobs`, `--states` are accepted
-  and have no effect (even `--partition=nosuch` or `--jobs=999` exit 0 and list everything).
-  So `squeue --json` always returns every job the controller still remembers, finished ones
-  included until MinJobAge purges them; `sinfo --json` returns every node once (not one row per
-  partition) with `partitions: [...]`. Filtering is ours to do. A job id the controller
-  forgot is simply absent, which is what `poll` needs (the plain `squeue --jobs=<purged id>`
-  exits 1 "Invalid job id specified" when no listed id is known).
-* With the controller down, both exit 0 after MessageTimeout and print an empty list with a
-  non-empty `errors` (`{"error": "Unspecified error", "errno": -1}` for sinfo,
-  `{"description": "Failed while looking for jobs", "source": "slurm_load_jobs", ...}` for
-  squeue). `errors` must be checked; the exit status says nothing. The other commands exit
-  non-zero with "Unable to contact slurm controller (connect failure)" on stderr.
+* `sinfo --json` prints the OpenAPI v0.0.38 schema (`meta.plugin.type == "openapi/v0.0.38"`,
+  `meta.Slurm.release == "22.05.8"`), a top-level `errors` list, and `nodes`. It IGNORES
+  filters (`--partition=nosuch` exits 0 and lists everything) and returns every node once (not
+  one row per partition) with `partitions: [...]`. Filtering is ours to do.
+* With the controller down, `sinfo --json` exits 0 after MessageTimeout and prints an empty
+  list with a non-empty `errors` (`{"error": "Unspecified error", "errno": -1}`): `errors` must
+  be checked, the exit status says nothing. The other commands, plain-text `squeue` included,
+  exit non-zero with "Unable to contact slurm controller (connect failure)" on stderr
+  (`slurm_load_jobs error: ...` for squeue, exit 1, nothing on stdout).
+* Jobs come from the plain-text `squeue -O` (commands.squeue_argv), not `squeue --json`: the
+  JSON form also ignores every filter and costs ~3.6 kB per remembered job, the text form
+  ~120 bytes for the fields read here. The text form, unlike JSON, obeys `SQUEUE_*` filter
+  variables (the adapter removes them) and folds pending array tasks into one line unless
+  `--array`. Its fields, as `squeue -O Name:<suffix>` prints them:
+  - a field given without a size (`JobID`) is padded AND cut to 20 characters; `Name:|`
+    (size 0: `Name:0|` and `Name:.|` alike) prints the whole value, unpadded, then the suffix.
+    Checked with a 200-character comment and a 35-character reason
+    (`BeginTime,JobHeldAdmin,JobHeldUser`, a pending array's folded reasons): nothing is cut.
+  - `JobID` is the job's own numeric id (an array task's too; `JobArrayID` would be `12_3`),
+    the `job_id` of JSON. With `--array` a pending array's meta record is printed once per task
+    still folded into it, so one id may appear on several identical records.
+  - `State` is the same string as JSON's `job_state`; `exit_code` the same raw wait status.
+  - `NodeList` is the compressed hostlist, empty for a job that never got nodes.
+  - `StartTime`/`EndTime` are local times of the squeue process in SLURM_TIME_FORMAT
+    (`standard`: `2026-11-23T19:39:45`), so the adapter runs squeue with `TZ=UTC` and
+    `SLURM_TIME_FORMAT=standard`. Without a time, `N/A` (0), `Unknown`, `None`; `NONE` is the
+    end of a job without time limit. A pending job's start and end are estimates.
+  - `Reason` is the state description when the controller set one (`job requeued in held
+    state`), else the reason code (`None`, `Resources`, `JobHeldUser`, `NonZeroExitCode`).
+  - `Comment` is printed as stored, `|` and newlines included (a comment can hold a whole
+    fake record), and `(null)` when the job has none. Hence the per-call random marker after
+    the reason and the comment: records and the two free-text fields are delimited by a string
+    no comment can contain.
 * `scontrol` has no `--json` in 22.05 ("unrecognized option '--json'"); `scontrol -o show job`
   prints one `Key=Value` line with local (not UTC) times. It is only a fallback here.
 * Node fields: `name`, `state` (base state, lower case: idle, mixed, allocated, down, ...),
@@ -27,14 +45,11 @@ tests/pools/slurm/fixtures/):
   (`gpu:2`; without the `(IDX:...)` suffix that `scontrol -d show node` prints; `gpu:0` even
   on a node without GPUs), `partitions`, `reason`. `tres_used` does not count GPUs unless
   AccountingStorageTRES lists gres/gpu, so GPUs come from `gres`/`gres_used`.
-* Job fields: `job_id` (int), `job_state` (RUNNING, PENDING, COMPLETING, SUSPENDED, COMPLETED,
-  FAILED, CANCELLED, TIMEOUT, ...), `state_reason` ("None" when none), `comment`, `name`,
-  `partition`, `nodes` (compressed hostlist, "" until allocated), `start_time`/`end_time`
-  (epoch seconds; for pending jobs they are estimates or 0, for running jobs `end_time` is
-  the time limit), `exit_code`: the RAW wait status of the batch script, not the number
-  `scontrol` prints: `exit 3` gives 768 (`ExitCode=3:0`), a SIGKILL gives 9 (`ExitCode=0:9`),
-  a cancelled or timed-out running job 15 (SIGTERM). A requeued job shows as COMPLETING, then
-  PENDING with reason BeginTime. `derived_exit_code` is the highest step exit status.
+* Job states: RUNNING, PENDING, COMPLETING, SUSPENDED, COMPLETED, FAILED, CANCELLED, TIMEOUT,
+  SPECIAL_EXIT (`scontrol requeuehold`), ... The exit code is the RAW wait status of the batch
+  script, not the number `scontrol` prints: `exit 3` gives 768 (`ExitCode=3:0`), a SIGKILL
+  gives 9 (`ExitCode=0:9`), a cancelled or timed-out running job 15 (SIGTERM). A requeued job
+  shows as COMPLETING, then PENDING with reason BeginTime.
 """
 
 from __future__ import annotations
@@ -43,24 +58,26 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteTag
 
 __all__ = [
     "SlurmOutputError",
+    "SqueueRecord",
     "UnreachableOutput",
     "decode_wait_status",
     "exit_code_from_pair",
     "gres_count",
     "is_unreachable_message",
-    "job_from_json",
+    "job_from_squeue",
     "load_json",
     "node_from_json",
     "nodes_of_partition",
     "parse_sbatch_parsable",
     "parse_scontrol_records",
     "rejection_reason",
+    "squeue_records",
     "state_of",
 ]
 
@@ -89,12 +106,6 @@ _UNREACHABLE = re.compile(
 def is_unreachable_message(text: str) -> bool:
     """Whether a Slurm client's stderr says the controller (or its auth) did not answer."""
     return bool(_UNREACHABLE.search(text))
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def load_json(text: str | bytes, key: str) -> list[Mapping[str, Any]]:
@@ -307,32 +318,85 @@ def _reason(job_state: str, state: AttemptState, slurm_reason: str) -> str:
     return ""
 
 
-def job_from_json(job: Mapping[str, Any]) -> RemoteJob:
-    """One `squeue --json` job as a RemoteJob."""
-    job_id = job.get("job_id")
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise SlurmOutputError(f"job without an integer job_id: {job_id!r}")
-    job_state = str(job.get("job_state") or "").upper()
+class SqueueRecord(NamedTuple):
+    """One job as `squeue_argv` prints it: the raw text of each field."""
+
+    job_id: str
+    state: str
+    exit_code: str
+    nodelist: str
+    start_time: str
+    end_time: str
+    reason: str
+    comment: str
+
+
+def squeue_records(text: str, marker: str) -> list[SqueueRecord]:
+    """The records of `squeue_argv(marker)` output, in output order (ids may repeat).
+
+    Each record is `id|state|status|nodes|start|end|reason<marker>comment<marker>\n`: split on
+    `<marker>\n` first, so a comment holding newlines, `|` or whole fake records stays inside
+    its own record. Raises SlurmOutputError when the output is not framed that way.
+    """
+    if not text:
+        return []
+    terminator = marker + "\n"
+    if not text.endswith(terminator):
+        raise SlurmOutputError(f"squeue output does not end with its record marker: {text[-80:]!r}")
+    records = []
+    for chunk in text[: -len(terminator)].split(terminator):
+        head, found, comment = chunk.partition(marker)
+        fields = head.split("|", 6)  # the reason, last, keeps any `|` of its own
+        if not found or marker in comment or len(fields) != 7:
+            raise SlurmOutputError(f"unreadable squeue record: {chunk[:200]!r}")
+        job_id, state, status, nodelist, start, end, reason = fields
+        if comment == "(null)":  # how squeue prints a job without a comment
+            comment = ""
+        records.append(SqueueRecord(job_id, state, status, nodelist, start, end, reason, comment))
+    return records
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_STATUS = re.compile(r"-?[0-9]+")
+_NO_TIME = frozenset({"", "N/A", "Unknown", "None", "NONE"})
+
+
+def _squeue_time(text: str) -> datetime | None:
+    """A `SLURM_TIME_FORMAT=standard` time printed with `TZ=UTC`, or None when there is none."""
+    if text in _NO_TIME:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise SlurmOutputError(f"unreadable squeue time {text!r}") from exc
+
+
+def job_from_squeue(record: SqueueRecord) -> RemoteJob:
+    """One `squeue_records` record as a RemoteJob."""
+    if not _DIGITS.fullmatch(record.job_id):
+        raise SlurmOutputError(f"not a job id: {record.job_id!r}")
+    job_state = record.state.upper()
     state = state_of(job_state)
-    nodelist = str(job.get("nodes") or "")
+    nodelist = record.nodelist
     ran = bool(nodelist)  # a job cancelled or failed while pending has no nodes
     started_at = ended_at = None
     exit_code = None
     if state is AttemptState.RUNNING:
-        started_at = _timestamp(job.get("start_time"))
+        started_at = _squeue_time(record.start_time)
     elif state in {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}:
-        started_at = _timestamp(job.get("start_time")) if ran else None
-        ended_at = _timestamp(job.get("end_time"))
-        raw = job.get("exit_code")
-        if ran and isinstance(raw, int) and not isinstance(raw, bool):
-            exit_code = decode_wait_status(raw)
-    comment = job.get("comment")
+        started_at = _squeue_time(record.start_time) if ran else None
+        ended_at = _squeue_time(record.end_time)
+        if not _STATUS.fullmatch(record.exit_code):
+            raise SlurmOutputError(f"unreadable exit code {record.exit_code!r}")
+        status = int(record.exit_code)
+        if ran and status >= 0:  # NO_VAL would print negative (%d of a uint32)
+            exit_code = decode_wait_status(status)
     return RemoteJob(
-        remote_id=str(job_id),
+        remote_id=record.job_id,
         state=state,
-        tag=RemoteTag.parse(comment) if isinstance(comment, str) and comment else None,
+        tag=RemoteTag.parse(record.comment) if record.comment else None,
         exit_code=exit_code,
-        reason=_reason(job_state, state, str(job.get("state_reason") or "")),
+        reason=_reason(job_state, state, record.reason),
         nodelist=nodelist,
         started_at=started_at,
         ended_at=ended_at,

@@ -10,6 +10,11 @@ child's environment and nothing else: the executable is resolved with the transp
 PATH (LocalTransport) or with the remote login PATH before the job environment is applied
 (SSHTransport), and a SLURM_CONF in `env` never replaces the transport's, so that a job
 cannot choose which binary runs or which cluster receives the command.
+
+`unset` names variables to remove from the command's environment (the transport's own or the
+remote login's) before `env` applies, for settings a login profile may hold that would change
+what a command prints (squeue's SQUEUE_USERS, SQUEUE_PARTITION, ... filters). SLURM_CONF is
+never removed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -37,6 +42,7 @@ __all__ = [
     "SSHTransport",
     "Transport",
     "check_env",
+    "check_unset",
 ]
 
 #: Names accepted for environment variables: they start like a shell name (so env(1) can never
@@ -80,9 +86,11 @@ class Transport(Protocol):
         *,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
-        """Run `argv` with `stdin` fed byte for byte and `env` added to its environment.
+        """Run `argv` with `stdin` fed byte for byte, the variables named in `unset` removed
+        from its environment and `env` added to it.
 
         Returns whatever exit status the command had. Raises PoolUnreachable when the command
         could not be run or did not finish within `timeout` seconds (the command is then
@@ -102,6 +110,15 @@ def check_env(env: Mapping[str, str]) -> None:
             raise ValueError(f"invalid environment variable name {key!r}")
         if "\0" in value:
             raise ValueError(f"environment variable {key} contains a NUL byte")
+
+
+def check_unset(names: Collection[str]) -> None:
+    """Raise ValueError unless every name is a plain variable name."""
+    if isinstance(names, str):
+        raise ValueError("unset takes a collection of names, not one string")
+    for name in names:
+        if not ENV_NAME.fullmatch(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
 
 
 def _check_argv(argv: Sequence[str]) -> None:
@@ -141,11 +158,13 @@ class LocalTransport:
         *,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
         _check_argv(argv)
         check_env(env or {})
-        child_env = dict(os.environ)
+        check_unset(unset)
+        child_env = {k: v for k, v in os.environ.items() if k not in unset or k == "SLURM_CONF"}
         child_env.update(env or {})
         if self.slurm_conf is not None:
             child_env["SLURM_CONF"] = self.slurm_conf
@@ -193,10 +212,10 @@ class SSHTransport:
     The host key is always checked against `known_hosts` (a file in OpenSSH format; for a
     non-default port the host is written `[host]:port`). Only the given client keys are
     offered: no agent, no password, no ~/.ssh/config. The remote command line is
-    `shlex.join(["env", "SLURM_CONF=...", "K=V", ..., "/abs/path/cmd", *args])`, so the remote
-    login shell must be POSIX (sh, bash, dash, zsh). The command's absolute path is resolved
-    once per name with `command -v` (before any job environment applies) unless `bin_dir` is
-    given.
+    `shlex.join(["env", "-u", "NAME", ..., "SLURM_CONF=...", "K=V", ..., "/abs/path/cmd", *args])`,
+    so the remote login shell must be POSIX (sh, bash, dash, zsh). The command's absolute path
+    is resolved once per name with `command -v` (before any job environment applies) unless
+    `bin_dir` is given.
     """
 
     #: sshd's default MaxSessions is 10 channels per connection.
@@ -289,13 +308,20 @@ class SSHTransport:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def command_line(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
-        """The remote command line, every word quoted; `env` cannot replace SLURM_CONF."""
+    def command_line(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
+    ) -> str:
+        """The remote command line, every word quoted; `env` and `unset` cannot replace or
+        remove SLURM_CONF. Variables are removed with `env -u NAME` (GNU, BSD and BusyBox env)."""
+        removals = [w for name in unset if name != "SLURM_CONF" for w in ("-u", name)]
         assignments = [f"SLURM_CONF={self.slurm_conf}"] if self.slurm_conf is not None else []
         assignments += [f"{k}={v}" for k, v in (env or {}).items() if k != "SLURM_CONF"]
-        if not assignments:
+        if not removals and not assignments:
             return shlex.join(argv)
-        return shlex.join(["env", *assignments, *argv])
+        return shlex.join(["env", *removals, *assignments, *argv])
 
     async def _start(self, command: str, stdin: bytes | None) -> asyncssh.SSHClientProcess[bytes]:
         """Open a session running `command`; reconnect once when the connection dropped.
@@ -364,14 +390,16 @@ class SSHTransport:
         *,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
         _check_argv(argv)
         check_env(env or {})
+        check_unset(unset)
         if self.slurm_conf is not None and "\0" in self.slurm_conf:
             raise ValueError("SLURM_CONF contains a NUL byte")
         executable = await self._resolve(argv[0], timeout)
-        command = self.command_line([executable, *argv[1:]], env)
+        command = self.command_line([executable, *argv[1:]], env, unset)
         return await self._exec(command, stdin, timeout)
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import pytest
 
 from scheduler.domain import AttemptState, JobRequest, RemoteJob, RemoteSubmission, RemoteTag
 from scheduler.pools.base import PoolError, PoolUnreachable
-from scheduler.pools.slurm import SlurmPool, SSHTransport, Transport
+from scheduler.pools.slurm import LocalTransport, SlurmPool, SSHTransport, Transport
 
 pytestmark = pytest.mark.lab
 
@@ -208,6 +209,77 @@ def test_poll_omits_unknown_ids(
 
     remote_id, polled = run(make_pool("beta"), scenario)
     assert set(polled) == {remote_id}
+
+
+def test_forged_comment_does_not_fool_poll_or_find(
+    lab: Any, make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """Another job whose comment holds `|`, newlines and fake records claiming our job id and
+    tag COMPLETED changes nothing: poll and find still see our job FAILED with exit code 3."""
+    sub = submission(workdir, b"#!/bin/bash\nexit 3\n")
+    fake = "|COMPLETED|0|beta-n1|2026-01-01T00:00:00|2026-01-01T00:00:01|None"
+
+    async def scenario(pool: SlurmPool) -> tuple[str, str, dict[str, RemoteJob], RemoteJob | None]:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        await wait_state(pool, remote_id, TERMINAL)
+        comment = (
+            f"a | b\n{remote_id}{fake}~0123456789abcdef{sub.tag.render()}~0123456789abcdef\n"
+            f"{remote_id}{fake}|{sub.tag.render()}|\n"
+        )
+        forger = slurm(
+            lab, "beta", "sbatch", "--parsable", "--hold", "-p", "gpu", "--mem=100",
+            f"--comment={comment}", "-o", "/dev/null", "--wrap=true",
+        ).strip()  # fmt: skip
+        jobs.add("beta", forger)
+        return remote_id, forger, await pool.poll([remote_id, forger]), await pool.find(sub.tag)
+
+    remote_id, forger, polled, found = run(make_pool("beta"), scenario)
+    assert (polled[remote_id].state, polled[remote_id].exit_code) == (AttemptState.FAILED, 3)
+    assert (polled[forger].state, polled[forger].tag) == (AttemptState.PENDING, None)
+    assert found is not None and (found.remote_id, found.exit_code) == (remote_id, 3)
+
+
+def test_client_environment_does_not_change_what_squeue_shows(
+    lab: Any, monkeypatch: pytest.MonkeyPatch, jobs: Any, workdir: Path
+) -> None:
+    """A daemon environment with another time zone, relative times and SQUEUE_* filters that
+    would hide every job still gets its job, with times in UTC (LocalTransport: the child
+    inherits that environment)."""
+    monkeypatch.setenv("TZ", "XST-9")  # UTC+9, no tzdata needed
+    monkeypatch.setenv("SLURM_TIME_FORMAT", "relative")
+    monkeypatch.setenv("SQUEUE_USERS", "nobody")
+    monkeypatch.setenv("SQUEUE_PARTITION", "nosuch")
+    sub = submission(workdir, b"#!/bin/bash\ntrue\n")
+    pool = SlurmPool("beta", LocalTransport(str(lab.conf_path("beta"))), "gpu")
+
+    async def scenario(pool: SlurmPool) -> RemoteJob:
+        jobs.add("beta", await pool.submit(sub))
+        return await wait_state(pool, jobs.jobs[-1][1], TERMINAL)
+
+    done = run(pool, scenario)
+    assert done.state is AttemptState.COMPLETED and done.ended_at is not None
+    assert abs(datetime.now(UTC) - done.ended_at) < timedelta(minutes=5)
+
+
+def test_ssh_unset_removes_a_login_variable(
+    lab: Any, make_ssh_transport: Callable[..., SSHTransport]
+) -> None:
+    """Over SSH, `unset` removes a variable of the remote login environment (`env -u`)."""
+    transport = make_ssh_transport(lab.conf_path("beta"))
+
+    async def scenario() -> bytes:
+        try:
+            result = await transport.run(
+                ["sh", "-c", 'echo "${HOME-unset} ${LOGNAME-unset} $TZ"'],
+                env={"TZ": "UTC"},
+                unset=["LOGNAME"],
+            )
+        finally:
+            await transport.close()
+        return result.stdout
+
+    home, logname, tz = asyncio.run(scenario()).decode().split()
+    assert (home.startswith("/"), logname, tz) == (True, "unset", "UTC")
 
 
 def test_cancel_running_job(make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path) -> None:

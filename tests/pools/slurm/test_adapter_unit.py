@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,14 @@ from structlog.testing import capture_logs
 
 from scheduler.domain import AttemptState, JobRequest, RemoteSubmission, RemoteTag
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
-from scheduler.pools.slurm import CommandResult, SlurmPool
+from scheduler.pools.slurm import CommandResult, SlurmPool, commands
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Reply = CommandResult | Exception
+
+#: The marker `lab-beta-squeue-text-states.txt` was captured with (fixtures/README.md).
+CAPTURE_MARKER = b"~c0ffee00c0ffee00"
+STATES = "lab-beta-squeue-text-states.txt"
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -32,17 +37,29 @@ def failed(stderr: str, returncode: int = 1) -> CommandResult:
     return CommandResult(returncode, b"", stderr.encode())
 
 
+def squeue_marker(argv: Sequence[str]) -> str:
+    """The record marker of a squeue argv (the suffix of its Comment field)."""
+    match = re.search(r",Comment:(.*)$", argv[-1])
+    assert match is not None, argv
+    return match.group(1)
+
+
 @dataclass
 class Call:
     argv: list[str]
     stdin: bytes | None
     env: dict[str, str]
+    unset: list[str]
     timeout: float
 
 
 @dataclass
 class ScriptedTransport:
-    """Answers each command by its argv[0] with the next scripted reply."""
+    """Answers each command by its argv[0] with the next scripted reply.
+
+    squeue output captured with CAPTURE_MARKER is replayed with the marker of the argv, as if
+    squeue had been run with it.
+    """
 
     replies: dict[str, list[Reply]]
     calls: list[Call] = field(default_factory=list)
@@ -54,12 +71,16 @@ class ScriptedTransport:
         *,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
-        self.calls.append(Call(list(argv), stdin, dict(env or {}), timeout))
+        self.calls.append(Call(list(argv), stdin, dict(env or {}), list(unset), timeout))
         reply = self.replies[argv[0]].pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if argv[0] == "squeue":
+            marker = squeue_marker(argv).encode()
+            reply = dataclasses.replace(reply, stdout=reply.stdout.replace(CAPTURE_MARKER, marker))
         return reply
 
     async def close(self) -> None:
@@ -239,43 +260,95 @@ def test_submit_logs_one_event_with_pool_bound() -> None:
 # -- find, poll ------------------------------------------------------------------------------
 
 
+def captured_squeue(edit: Callable[[bytes], bytes] = lambda text: text) -> CommandResult:
+    return ok(edit(fixture_bytes(STATES)))
+
+
+def test_squeue_runs_the_text_form_with_utc_times() -> None:
+    """find/poll run the text squeue in UTC, standard time format, without SQUEUE_* filters."""
+    pool, transport = pool_with(squeue=captured_squeue())
+    run(lambda: pool.poll(["110631"]))
+    (call,) = transport.calls
+    marker = squeue_marker(call.argv)
+    assert call.argv == commands.squeue_argv(marker)
+    assert call.env == {"TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
+    assert "SQUEUE_USERS" in call.unset and "SQUEUE_PARTITION" in call.unset
+    assert call.timeout == 7.0
+
+
+def test_each_squeue_call_has_a_fresh_marker() -> None:
+    """The record marker is drawn anew for every call."""
+    pool, transport = pool_with(squeue=[captured_squeue(), captured_squeue()])
+    run(lambda: pool.poll(["110631"]))
+    run(lambda: pool.find(RemoteTag("txtcap", 4, 1)))
+    first, second = (squeue_marker(c.argv) for c in transport.calls)
+    assert first != second
+
+
 def test_find_returns_the_job_with_the_tag() -> None:
     """find() returns the job whose comment is the rendered tag, finished or not."""
-    pool, transport = pool_with(squeue=ok(fixture_bytes("probe-squeue-states.json")))
-    job = run(lambda: pool.find(RemoteTag("fed", 6, 1)))
-    assert (job.remote_id, job.state, job.reason) == (
-        "6",
+    pool, _ = pool_with(squeue=captured_squeue())
+    job = run(lambda: pool.find(RemoteTag("txtcap", 1, 1)))
+    assert (job.remote_id, job.state, job.reason, job.exit_code) == (
+        "110628",
         AttemptState.FAILED,
         "time limit reached",
+        143,
     )
-    assert transport.calls[0].argv == ["squeue", "--json", "--states=all"]
 
 
 def test_find_returns_none_for_another_tag() -> None:
     """find() returns None when no job carries the tag."""
-    pool, _ = pool_with(squeue=ok(fixture_bytes("probe-squeue-states.json")))
-    assert run(lambda: pool.find(RemoteTag("fed", 6, 2))) is None
+    pool, _ = pool_with(squeue=captured_squeue())
+    assert run(lambda: pool.find(RemoteTag("txtcap", 1, 2))) is None
+
+
+def test_find_ignores_a_forged_record_in_a_comment() -> None:
+    """Another user's comment holding a fake record with our tag does not fool find."""
+    pool, _ = pool_with(squeue=captured_squeue())
+    job = run(lambda: pool.find(RemoteTag("txtcap", 4, 1)))
+    assert (job.remote_id, job.state, job.exit_code) == ("110631", AttemptState.FAILED, 3)
+
+
+def test_find_prefers_the_newest_live_duplicate() -> None:
+    """With several jobs carrying one tag (array tasks here), the newest live one is returned."""
+    pool, _ = pool_with(squeue=captured_squeue())
+    assert run(lambda: pool.find(RemoteTag("txtcap", 14, 1))).remote_id == "110643"
 
 
 def test_find_prefers_a_live_duplicate() -> None:
-    """With two jobs carrying one tag, the one still alive is returned."""
-    doc = json.loads(fixture_bytes("probe-squeue-states.json"))
-    for job in doc["jobs"]:
-        if job["job_id"] in (3, 13):
-            job["comment"] = "sfed/fed/99/1"
-    pool, _ = pool_with(squeue=ok(json.dumps(doc)))
-    assert run(lambda: pool.find(RemoteTag("fed", 99, 1))).remote_id == "13"
+    """A live job wins over a newer finished one with the same tag."""
+    retag = lambda text: text.replace(b"note: " + b"x" * 200, b"sfed/txtcap/2/1")  # noqa: E731
+    pool, _ = pool_with(squeue=captured_squeue(retag))  # 110640 (COMPLETED) now carries tag 2
+    assert run(lambda: pool.find(RemoteTag("txtcap", 2, 1))).remote_id == "110629"
 
 
 def test_poll_runs_one_command_for_all_ids() -> None:
     """poll() answers every id with one squeue call and omits ids Slurm no longer knows."""
-    pool, transport = pool_with(squeue=ok(fixture_bytes("probe-squeue-states.json")))
-    result = run(lambda: pool.poll(["3", "6", "2", "999999"]))
+    pool, transport = pool_with(squeue=captured_squeue())
+    result = run(lambda: pool.poll(["110630", "110628", "110629", "110635", "999999"]))
     assert {k: v.state for k, v in result.items()} == {
-        "3": AttemptState.COMPLETED,
-        "6": AttemptState.FAILED,
+        "110630": AttemptState.COMPLETED,
+        "110628": AttemptState.FAILED,
+        "110629": AttemptState.RUNNING,
+        "110635": AttemptState.PENDING,
     }
     assert len(transport.calls) == 1
+
+
+def test_poll_is_not_fooled_by_a_forged_record() -> None:
+    """A comment holding fake records for our job leaves our job's real state."""
+    pool, _ = pool_with(squeue=captured_squeue())
+    result = run(lambda: pool.poll(["110631", "110642"]))
+    assert (result["110631"].state, result["110631"].exit_code) == (AttemptState.FAILED, 3)
+    assert result["110631"].tag == RemoteTag("txtcap", 4, 1)
+    assert result["110642"].tag is None
+
+
+def test_poll_of_a_repeated_record_gives_one_job() -> None:
+    """A pending array's meta record printed once per task is one job."""
+    pool, _ = pool_with(squeue=captured_squeue())
+    assert list(run(lambda: pool.poll(["110641"]))) == ["110641"]
 
 
 def test_poll_without_ids_runs_nothing() -> None:
@@ -285,19 +358,70 @@ def test_poll_without_ids_runs_nothing() -> None:
     assert transport.calls == []
 
 
-def test_poll_dead_controller_json_is_unreachable() -> None:
-    """squeue --json exiting 0 with `errors` raises PoolUnreachable, not an empty result."""
-    pool, _ = pool_with(squeue=ok(fixture_bytes("probe-squeue-dead-controller.json")))
-    with pytest.raises(PoolUnreachable, match="slurm_load_jobs"):
+def test_poll_of_no_jobs_at_all() -> None:
+    """A controller that remembers no job prints nothing: every id is absent."""
+    pool, _ = pool_with(squeue=ok(b""))
+    assert run(lambda: pool.poll(["1"])) == {}
+
+
+@pytest.mark.parametrize("operation", ["poll", "find"])
+def test_squeue_dead_controller_is_unreachable(operation: str) -> None:
+    """squeue exiting 1 with "Unable to contact slurm controller" raises PoolUnreachable."""
+    stderr = fixture_bytes("lab-beta-squeue-text-dead-controller.stderr.txt").decode()
+    pool, _ = pool_with(squeue=failed(stderr))
+    call = pool.poll(["1"]) if operation == "poll" else pool.find(RemoteTag("x", 1, 1))
+    with pytest.raises(PoolUnreachable, match="Unable to contact slurm controller"):
+        run(lambda: call)
+
+
+def test_squeue_other_failure_is_a_pool_error() -> None:
+    """Any other squeue failure raises PoolError with its message."""
+    pool, _ = pool_with(squeue=failed("squeue: error: Invalid user: nobody\n"))
+    with pytest.raises(PoolError, match="Invalid user"):
         run(lambda: pool.poll(["1"]))
 
 
-def test_poll_skips_an_unreadable_job() -> None:
-    """One malformed job record does not break the poll of the others."""
-    doc = json.loads(fixture_bytes("probe-squeue-states.json"))
-    doc["jobs"].append({"job_id": "bogus"})
-    pool, _ = pool_with(squeue=ok(json.dumps(doc)))
-    assert set(run(lambda: pool.poll(["3", "bogus"]))) == {"3"}
+@pytest.mark.parametrize(
+    "stdout", [b"JOBID PARTITION NAME\n", b"110631|FAILED|768|beta-n1\n"], ids=["header", "cut"]
+)
+def test_squeue_unframed_output_is_a_pool_error(stdout: bytes) -> None:
+    """Output not framed by the call's marker is a PoolError, not an empty answer."""
+    pool, _ = pool_with(squeue=ok(stdout))
+    with pytest.raises(PoolError, match="squeue"):
+        run(lambda: pool.poll(["110631"]))
+
+
+def test_squeue_output_with_a_stale_marker_is_a_pool_error() -> None:
+    """Records framed by another marker than this call's are not taken for this call's."""
+    stale = CommandResult(0, fixture_bytes(STATES).replace(CAPTURE_MARKER, b"~" + b"0" * 16), b"")
+    pool, _ = pool_with(squeue=stale)
+    with pytest.raises(PoolError):
+        run(lambda: pool.poll(["110631"]))
+
+
+def test_poll_unreadable_wanted_job_is_a_pool_error() -> None:
+    """A job asked for whose record cannot be read raises PoolError instead of going missing
+    (a missing job would be taken for lost)."""
+    garble = lambda text: text.replace(b"|FAILED|768|", b"|FAILED|x|")  # noqa: E731
+    pool, _ = pool_with(squeue=captured_squeue(garble))
+    with capture_logs() as logs, pytest.raises(PoolError, match="110631"):
+        run(lambda: pool.poll(["110631", "110630"]))
+    assert [e["job_id"] for e in logs if e["event"] == "slurm.unparsed_job"] == ["110631"]
+
+
+def test_poll_ignores_unreadable_jobs_it_did_not_ask_for() -> None:
+    """Records of other jobs are not parsed: an odd one among them does not matter."""
+    garble = lambda text: text.replace(b"|FAILED|768|", b"|FAILED|x|")  # noqa: E731
+    pool, _ = pool_with(squeue=captured_squeue(garble))
+    assert set(run(lambda: pool.poll(["110630"]))) == {"110630"}
+
+
+def test_find_unreadable_tagged_job_is_a_pool_error() -> None:
+    """A job carrying the tag whose record cannot be read raises PoolError, not None."""
+    garble = lambda text: text.replace(b"|FAILED|768|", b"|FAILED|x|")  # noqa: E731
+    pool, _ = pool_with(squeue=captured_squeue(garble))
+    with pytest.raises(PoolError):
+        run(lambda: pool.find(RemoteTag("txtcap", 4, 1)))
 
 
 # -- cancel, close ---------------------------------------------------------------------------

@@ -174,9 +174,55 @@ def test_job_environment_keeps_job_variables() -> None:
 
 
 def test_read_commands_carry_no_filters() -> None:
-    """sinfo/squeue use --json without --jobs or --partition (22.05 ignores them anyway)."""
+    """sinfo --json and squeue carry no --jobs, --partition or --user filter."""
     assert commands.sinfo_argv() == ["sinfo", "--json"]
-    assert commands.squeue_argv() == ["squeue", "--json", "--states=all"]
+    argv = commands.squeue_argv("~0123456789abcdef")
+    assert not any(
+        a.startswith(("--jobs", "--partition", "--user", "-j", "-p", "-u")) for a in argv
+    )
+
+
+def test_squeue_argv_is_the_text_form_with_the_marker() -> None:
+    """squeue lists every job in plain text: the fixed fields `|`-terminated without a size,
+    then reason and comment, each terminated by the marker."""
+    assert commands.squeue_argv("~0123456789abcdef") == [
+        "squeue",
+        "--noheader",
+        "--all",
+        "--array",
+        "--states=all",
+        "--Format=JobID:|,State:|,exit_code:|,NodeList:|,StartTime:|,EndTime:|,"
+        "Reason:~0123456789abcdef,Comment:~0123456789abcdef",
+    ]
+
+
+@pytest.mark.parametrize(
+    "marker", ["", "|", "~0123", "0123456789abcdef0", "~0123456789abcdeg", "~0123456789abcde,"]
+)
+def test_squeue_argv_refuses_other_markers(marker: str) -> None:
+    """Only `~` and 16 hex digits: no size digits first, no `,` (it separates -O fields)."""
+    with pytest.raises(ValueError):
+        commands.squeue_argv(marker)
+
+
+def test_squeue_markers_are_fresh() -> None:
+    """Each call gets its own marker of the accepted form."""
+    markers = {commands.new_squeue_marker() for _ in range(100)}
+    assert len(markers) == 100
+    assert all(commands.SQUEUE_MARKER.fullmatch(m) for m in markers)
+
+
+def test_squeue_environment_pins_time_zone_and_format() -> None:
+    """squeue prints times in UTC in the standard form; the SQUEUE_* filters are removed."""
+    assert commands.SQUEUE_ENVIRONMENT == {"TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
+    assert set(commands.SQUEUE_UNSET_VARIABLES) == {
+        "SQUEUE_ACCOUNT",
+        "SQUEUE_LICENSES",
+        "SQUEUE_NAMES",
+        "SQUEUE_PARTITION",
+        "SQUEUE_QOS",
+        "SQUEUE_USERS",
+    }
 
 
 @pytest.mark.parametrize(

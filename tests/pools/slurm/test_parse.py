@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scheduler.domain import AttemptState, NodeSnapshot, RemoteTag
+from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteTag
 from scheduler.pools.slurm import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -19,12 +18,18 @@ def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-def raw_jobs(name: str) -> dict[int, dict[str, Any]]:
-    return {j["job_id"]: j for j in json.loads(fixture_text(name))["jobs"]}
+#: The marker `lab-beta-squeue-text-states.txt` was captured with (fixtures/README.md).
+CAPTURE_MARKER = "~c0ffee00c0ffee00"
 
 
-def job(name: str, job_id: int) -> Any:
-    return parse.job_from_json(raw_jobs(name)[job_id])
+def captured_records() -> list[parse.SqueueRecord]:
+    return parse.squeue_records(fixture_text("lab-beta-squeue-text-states.txt"), CAPTURE_MARKER)
+
+
+def captured(job_id: str) -> RemoteJob:
+    """The job `job_id` of the text capture (the first record when it is repeated)."""
+    record = next(r for r in captured_records() if r.job_id == job_id)
+    return parse.job_from_squeue(record)
 
 
 def node_json(**fields: Any) -> dict[str, Any]:
@@ -44,20 +49,18 @@ def node_json(**fields: Any) -> dict[str, Any]:
     return base
 
 
-def job_json(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "job_id": 42,
-        "job_state": "RUNNING",
-        "state_reason": "None",
-        "exit_code": 0,
-        "comment": "sfed/fed/7/2",
-        "nodes": "n[1-2]",
-        "start_time": 1795460824,
-        "end_time": 1826996824,
-        "partition": "gpu",
-    }
-    base.update(fields)
-    return base
+def record(**fields: str) -> parse.SqueueRecord:
+    base = parse.SqueueRecord(
+        job_id="42",
+        state="RUNNING",
+        exit_code="0",
+        nodelist="n[1-2]",
+        start_time="2026-11-23T19:47:50",
+        end_time="NONE",
+        reason="None",
+        comment="sfed/fed/7/2",
+    )
+    return base._replace(**fields)
 
 
 # -- load_json -------------------------------------------------------------------------------
@@ -68,24 +71,17 @@ def test_load_json_returns_the_list() -> None:
     assert len(parse.load_json(fixture_text("probe-sinfo-busy.json"), "nodes")) == 3
 
 
-@pytest.mark.parametrize(
-    ("fixture", "key", "message"),
-    [
-        ("probe-squeue-dead-controller.json", "jobs", "slurm_load_jobs"),
-        ("probe-sinfo-dead-controller.json", "nodes", "Unspecified error"),
-    ],
-)
-def test_load_json_dead_controller_is_unreachable(fixture: str, key: str, message: str) -> None:
+def test_load_json_dead_controller_is_unreachable() -> None:
     """22.05 reports a dead controller with exit 0 and a non-empty `errors`: unreachable."""
-    with pytest.raises(parse.UnreachableOutput, match=message):
-        parse.load_json(fixture_text(fixture), key)
+    with pytest.raises(parse.UnreachableOutput, match="Unspecified error"):
+        parse.load_json(fixture_text("probe-sinfo-dead-controller.json"), "nodes")
 
 
-@pytest.mark.parametrize("text", ["", "not json", "[]", '{"errors": [], "jobs": 3}'])
+@pytest.mark.parametrize("text", ["", "not json", "[]", '{"errors": [], "nodes": 3}'])
 def test_load_json_rejects_garbage(text: str) -> None:
     """Output that is not a --json document is a SlurmOutputError, not unreachable."""
     with pytest.raises(parse.SlurmOutputError) as info:
-        parse.load_json(text, "jobs")
+        parse.load_json(text, "nodes")
     assert not isinstance(info.value, parse.UnreachableOutput)
 
 
@@ -204,6 +200,7 @@ def test_node_without_name_is_an_error() -> None:
         ("REQUEUED", AttemptState.PENDING),
         ("REQUEUE_HOLD", AttemptState.PENDING),
         ("SUSPENDED", AttemptState.PENDING),
+        ("SPECIAL_EXIT", AttemptState.PENDING),
         ("RUNNING", AttemptState.RUNNING),
         ("COMPLETING", AttemptState.RUNNING),
         ("COMPLETED", AttemptState.COMPLETED),
@@ -238,15 +235,15 @@ def test_state_of(slurm: str, state: AttemptState) -> None:
 )
 def test_terminal_reasons(slurm: str, reason: str) -> None:
     """A terminal job carries a human reason for how it ended."""
-    raw = job_json(job_state=slurm, state_reason="NonZeroExitCode", exit_code=256)
-    assert parse.job_from_json(raw).reason == reason
+    raw = record(state=slurm, reason="NonZeroExitCode", exit_code="256", end_time="N/A")
+    assert parse.job_from_squeue(raw).reason == reason
 
 
 @pytest.mark.parametrize(
     ("status", "code"), [(0, 0), (256, 1), (768, 3), (255 << 8, 255), (9, 137), (15, 143)]
 )
 def test_decode_wait_status(status: int, code: int) -> None:
-    """squeue --json's raw wait status becomes a shell exit code (128+signal when signalled)."""
+    """squeue's raw wait status becomes a shell exit code (128+signal when signalled)."""
     assert parse.decode_wait_status(status) == code
 
 
@@ -256,100 +253,238 @@ def test_exit_code_from_pair(pair: str, code: int) -> None:
     assert parse.exit_code_from_pair(pair) == code
 
 
-# -- jobs from the captures ------------------------------------------------------------------
+# -- squeue text records ---------------------------------------------------------------------
+
+
+def test_squeue_records_of_the_capture() -> None:
+    """Every record of the capture is read, in order; a pending array's meta record repeats."""
+    ids = [r.job_id for r in captured_records()]
+    assert len(ids) == 17
+    assert ids.count("110641") == 2
+    assert len(set(ids)) == 16
+
+
+def test_squeue_records_fields() -> None:
+    """Each field is the raw text squeue printed, unpadded."""
+    (timed_out,) = [r for r in captured_records() if r.job_id == "110628"]
+    assert timed_out == parse.SqueueRecord(
+        "110628",
+        "TIMEOUT",
+        "15",
+        "beta-n1",
+        "2026-11-23T19:47:50",
+        "2026-11-23T19:49:07",
+        "TimeLimit",
+        "sfed/txtcap/1/1",
+    )
+
+
+def test_squeue_records_long_comment_is_whole() -> None:
+    """A 206-character comment is printed whole (no size given: nothing is cut)."""
+    (long,) = [r for r in captured_records() if r.job_id == "110640"]
+    assert long.comment == "note: " + "x" * 200
+
+
+def test_squeue_records_null_comment_is_empty() -> None:
+    """squeue prints `(null)` for a job without a comment; that is an empty comment."""
+    (bare,) = [r for r in captured_records() if r.job_id == "110639"]
+    assert bare.comment == ""
+    assert parse.job_from_squeue(bare).tag is None
+
+
+def test_squeue_records_forged_comment_stays_in_its_record() -> None:
+    """A comment holding `|`, newlines and fake records of another job is one comment."""
+    records = captured_records()
+    (forger,) = [r for r in records if r.job_id == "110642"]
+    assert forger.comment.startswith("my | note\n110631|COMPLETED|0|")
+    assert forger.comment.count("\n") == 2
+    assert parse.job_from_squeue(forger).tag is None
+    victims = [r for r in records if r.job_id == "110631"]
+    assert [(v.state, v.exit_code, v.comment) for v in victims] == [
+        ("FAILED", "768", "sfed/txtcap/4/1")
+    ]
+
+
+def test_squeue_records_reason_may_hold_bars() -> None:
+    """The reason is the last `|`-separated field: a `|` in it stays in it."""
+    marker = "~0123456789abcdef"
+    text = f"7|PENDING|0||N/A|N/A|a|b, c{marker}x|y{marker}\n"
+    (got,) = parse.squeue_records(text, marker)
+    assert (got.reason, got.comment) == ("a|b, c", "x|y")
+
+
+def test_squeue_records_empty_output() -> None:
+    """No job at all: no output, no record."""
+    assert parse.squeue_records("", "~0123456789abcdef") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "JOBID STATE\n",
+        "7|PENDING|0||N/A|N/A|None~0123456789abcdef\n",
+        "7|PENDING|0||N/A|N/A|None~0123456789abcdefx~0123456789abcdef",
+        "7|PENDING|0|N/A|N/A~0123456789abcdefx~0123456789abcdef\n",
+        "7|PENDING|0||N/A|N/A|None~0123456789abcdefx\n",
+    ],
+    ids=["header", "no-comment-marker", "no-final-newline", "missing-field", "no-end-marker"],
+)
+def test_squeue_records_rejects_other_output(text: str) -> None:
+    """Output not framed by the marker is a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError):
+        parse.squeue_records(text, "~0123456789abcdef")
+
+
+def test_squeue_records_other_marker_is_not_a_record() -> None:
+    """Output framed with another marker (another call's, a guess) is not read as records."""
+    text = fixture_text("lab-beta-squeue-text-states.txt")
+    with pytest.raises(parse.SlurmOutputError):
+        parse.squeue_records(text, "~0123456789abcdef")
+
+
+# -- jobs from the text capture --------------------------------------------------------------
 
 
 def test_running_job_from_capture() -> None:
-    """A running job: state, tag from the comment, nodes, start time, no end, no exit code."""
-    running = job("probe-squeue-mixed.json", 1)
-    assert running.remote_id == "1"
-    assert running.state is AttemptState.RUNNING
-    assert running.tag == RemoteTag("fed", 1, 1)
-    assert running.nodelist == "p1"
-    assert running.started_at == datetime.fromtimestamp(1795460824, tz=UTC)
-    assert (running.ended_at, running.exit_code) == (None, None)
+    """A running job: state, tag from the comment, node, start time in UTC, no end or exit."""
+    running = captured("110629")
+    assert (running.remote_id, running.state) == ("110629", AttemptState.RUNNING)
+    assert running.tag == RemoteTag("txtcap", 2, 1)
+    assert running.nodelist == "beta-n1"
+    assert running.started_at == datetime(2026, 11, 23, 19, 47, 50, tzinfo=UTC)
+    assert (running.ended_at, running.exit_code, running.reason) == (None, None, "")
+
+
+def test_completed_two_node_job_from_capture() -> None:
+    """A completed 2-node job: exit code 0, its hostlist, start and end as aware UTC times."""
+    done = captured("110630")
+    assert (done.state, done.exit_code, done.nodelist) == (
+        AttemptState.COMPLETED,
+        0,
+        "beta-n[1-2]",
+    )
+    assert done.ended_at == datetime(2026, 11, 23, 19, 47, 50, tzinfo=UTC)
+    assert done.ended_at is not None and done.ended_at.tzinfo is UTC
 
 
 def test_failed_job_exit_code_from_capture() -> None:
-    """`exit 3` shows as exit_code 768 in squeue --json and is reported as exit code 3."""
-    failed = job("probe-squeue-mixed.json", 2)
+    """`exit 3` shows as exit_code 768 and is reported as exit code 3."""
+    failed = captured("110631")
     assert (failed.state, failed.exit_code) == (AttemptState.FAILED, 3)
     assert failed.reason == "failed (NonZeroExitCode)"
 
 
 def test_signalled_job_exit_code_from_capture() -> None:
-    """A batch script killed by SIGKILL is reported as exit code 137."""
-    assert job("probe-squeue-mixed.json", 4).exit_code == 137
-
-
-def test_pending_job_from_capture_has_no_times() -> None:
-    """A pending job's estimated start and end times are not reported as times."""
-    pending = job("probe-squeue-mixed.json", 3)
-    assert pending.state is AttemptState.PENDING
-    assert (pending.started_at, pending.ended_at, pending.nodelist) == (None, None, "")
-    assert pending.reason == "Resources"
-
-
-def test_completed_job_from_capture() -> None:
-    """A completed 2-node job: exit code 0, start and end as aware UTC datetimes."""
-    done = job("probe-squeue-states.json", 3)
-    assert (done.state, done.exit_code, done.nodelist) == (AttemptState.COMPLETED, 0, "p[1-2]")
-    assert done.ended_at is not None and done.ended_at.tzinfo is UTC
+    """A batch script killed by SIGKILL (exit_code 9) is reported as exit code 137."""
+    killed = captured("110632")
+    assert (killed.state, killed.exit_code) == (AttemptState.FAILED, 137)
 
 
 def test_timeout_job_from_capture() -> None:
     """A job past its time limit is FAILED with "time limit reached" and exit 128+SIGTERM."""
-    timed_out = job("probe-squeue-states.json", 6)
+    timed_out = captured("110628")
     assert (timed_out.state, timed_out.reason) == (AttemptState.FAILED, "time limit reached")
     assert timed_out.exit_code == 143
+    assert timed_out.ended_at == datetime(2026, 11, 23, 19, 49, 7, tzinfo=UTC)
 
 
 def test_cancelled_running_job_from_capture() -> None:
-    """A job cancelled while running is CANCELLED with its end time."""
-    cancelled = job("probe-squeue-states.json", 1)
-    assert cancelled.state is AttemptState.CANCELLED
-    assert cancelled.ended_at == datetime.fromtimestamp(1795460869, tz=UTC)
+    """A job cancelled while running is CANCELLED with its end time and 128+SIGTERM."""
+    cancelled = captured("110633")
+    assert (cancelled.state, cancelled.exit_code) == (AttemptState.CANCELLED, 143)
+    assert cancelled.ended_at == datetime(2026, 11, 23, 19, 47, 51, tzinfo=UTC)
 
 
 def test_cancelled_pending_job_never_started() -> None:
-    """A job cancelled while pending has no start time and no exit code."""
-    cancelled = job("probe-squeue-states.json", 7)
+    """A job cancelled while pending has no nodes, no start time and no exit code."""
+    cancelled = captured("110634")
     assert cancelled.state is AttemptState.CANCELLED
-    assert (cancelled.started_at, cancelled.exit_code) == (None, None)
+    assert (cancelled.nodelist, cancelled.started_at, cancelled.exit_code) == ("", None, None)
 
 
-def test_completing_job_with_exit_status_is_running() -> None:
-    """A COMPLETING job (epilog still running) is RUNNING even though its exit is known."""
-    completing = job("probe-squeue-states.json", 12)
-    assert (completing.state, completing.exit_code) == (AttemptState.RUNNING, None)
+def test_held_job_is_pending_with_reason() -> None:
+    """A held job is PENDING with Slurm's reason; its `N/A` times are no times."""
+    held = captured("110635")
+    assert (held.state, held.reason, held.started_at) == (
+        AttemptState.PENDING,
+        "JobHeldUser",
+        None,
+    )
 
 
 def test_suspended_job_is_pending() -> None:
     """A suspended job is reported PENDING with reason "suspended"."""
-    suspended = job("probe-squeue-states.json", 13)
+    suspended = captured("110636")
     assert (suspended.state, suspended.reason) == (AttemptState.PENDING, "suspended")
 
 
-def test_held_job_is_pending_with_reason() -> None:
-    """A held job is PENDING with Slurm's reason."""
-    held = job("probe-squeue-states.json", 15)
-    assert (held.state, held.reason) == (AttemptState.PENDING, "JobHeldUser")
+def test_special_exit_job_is_pending_with_the_description() -> None:
+    """A job requeued held in special exit is PENDING; the controller's description is kept."""
+    special = captured("110637")
+    assert (special.state, special.reason) == (
+        AttemptState.PENDING,
+        "special_exit (job requeued in held state)",
+    )
+
+
+def test_requeued_job_is_pending() -> None:
+    """A requeued job waits for its begin time: PENDING, BeginTime, no start time yet."""
+    requeued = captured("110638")
+    assert (requeued.state, requeued.reason, requeued.started_at) == (
+        AttemptState.PENDING,
+        "BeginTime",
+        None,
+    )
+
+
+def test_completing_job_with_exit_status_is_running() -> None:
+    """A COMPLETING job (epilog still running) is RUNNING even though its exit is known."""
+    completing = parse.job_from_squeue(record(state="COMPLETING", exit_code="1280"))
+    assert (completing.state, completing.exit_code, completing.reason) == (
+        AttemptState.RUNNING,
+        None,
+        "completing",
+    )
+
+
+@pytest.mark.parametrize("text", ["N/A", "Unknown", "None", "NONE", ""])
+def test_no_time_is_none(text: str) -> None:
+    """squeue's words for "no time" give no time."""
+    done = parse.job_from_squeue(record(state="COMPLETED", start_time=text, end_time=text))
+    assert (done.started_at, done.ended_at) == (None, None)
+
+
+def test_negative_exit_status_is_unknown() -> None:
+    """An exit status printed negative (NO_VAL through %d) is no exit code."""
+    done = parse.job_from_squeue(record(state="FAILED", exit_code="-2", end_time="N/A"))
+    assert done.exit_code is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"job_id": "x"},
+        {"job_id": "12_3"},
+        {"job_id": ""},
+        {"state": "COMPLETED", "exit_code": "x"},
+        {"state": "COMPLETED", "end_time": "19:47:50"},
+        {"state": "RUNNING", "start_time": "Tomorr 19:47"},
+    ],
+)
+def test_unreadable_job_is_an_error(fields: dict[str, str]) -> None:
+    """A record whose id, exit status or a needed time cannot be read is a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError):
+        parse.job_from_squeue(record(**fields))
 
 
 def test_foreign_comment_has_no_tag() -> None:
     """A job whose comment is not an sfed tag has tag None."""
-    assert parse.job_from_json(job_json(comment="my own note")).tag is None
+    assert parse.job_from_squeue(record(comment="my own note")).tag is None
 
 
 def test_empty_comment_has_no_tag() -> None:
     """A job without a comment has tag None."""
-    assert parse.job_from_json(job_json(comment="")).tag is None
-
-
-def test_job_without_id_is_an_error() -> None:
-    """A job record without an integer job_id is a SlurmOutputError."""
-    with pytest.raises(parse.SlurmOutputError):
-        parse.job_from_json(job_json(job_id="x"))
+    assert parse.job_from_squeue(record(comment="")).tag is None
 
 
 # -- sbatch, scontrol, messages --------------------------------------------------------------
@@ -434,13 +569,3 @@ def test_lab_beta_capture_counts_a_3_gpu_job() -> None:
     snapshot = {n.name: n for n in parse.nodes_of_partition(nodes, "gpu")}
     assert snapshot["beta-n2"] == NodeSnapshot("beta-n2", 8, 5, 16, 14, 64000, 63000, True)
     assert [n.gpus_free for name, n in sorted(snapshot.items()) if name != "beta-n2"] == [8, 8, 8]
-
-
-def test_lab_beta_capture_running_job() -> None:
-    """Captured on lab beta: the holder job is RUNNING with its tag and node."""
-    holder = job("lab-beta-squeue.json", 110092)
-    assert (holder.state, holder.tag, holder.nodelist) == (
-        AttemptState.RUNNING,
-        RemoteTag("capture", 1, 1),
-        "beta-n2",
-    )

@@ -132,6 +132,32 @@ def test_local_rejects_unsafe_env(env: dict[str, str]) -> None:
         run_local(["true"], env=env)
 
 
+def test_local_unset_removes_inherited_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables named in `unset` are removed from what the child inherits; `env` still adds."""
+    monkeypatch.setenv("SQUEUE_USERS", "nobody")
+    monkeypatch.setenv("SQUEUE_QOS", "low")
+    result = run_local(
+        ["sh", "-c", 'echo "${SQUEUE_USERS-unset} ${SQUEUE_QOS-unset} $TZ"'],
+        env={"TZ": "UTC"},
+        unset=["SQUEUE_USERS", "SQUEUE_QOS"],
+    )
+    assert result.stdout == b"unset unset UTC\n"
+
+
+def test_local_unset_never_removes_slurm_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLURM_CONF cannot be removed through `unset`, even without a transport SLURM_CONF."""
+    monkeypatch.setenv("SLURM_CONF", "/login.conf")
+    result = run_local(["printenv", "SLURM_CONF"], conf=None, unset=["SLURM_CONF"])
+    assert result.stdout == b"/login.conf\n"
+
+
+@pytest.mark.parametrize("unset", [["-i"], ["A=B"], [""], "SQUEUE_USERS"])
+def test_local_rejects_unsafe_unset(unset: list[str] | str) -> None:
+    """Names that are not variable names (or a bare string) raise ValueError."""
+    with pytest.raises(ValueError):
+        run_local(["true"], unset=unset)
+
+
 def test_local_passes_exported_bash_functions() -> None:
     """A `BASH_FUNC_name%%` variable (module systems export them) reaches the child."""
     result = run_local(["printenv", "BASH_FUNC_module%%"], env={"BASH_FUNC_module%%": "() { :\n}"})
@@ -167,6 +193,30 @@ def test_ssh_command_line_ignores_slurm_conf_from_env() -> None:
     """A SLURM_CONF in `env` cannot replace the transport's."""
     line = ssh_transport().command_line(["squeue"], {"SLURM_CONF": "/evil"})
     assert shlex.split(line) == ["env", "SLURM_CONF=/etc/slurm/beta.conf", "squeue"]
+
+
+def test_ssh_command_line_unsets_before_assigning() -> None:
+    """`unset` becomes `env -u NAME` words before the assignments; SLURM_CONF stays."""
+    line = ssh_transport().command_line(
+        ["/usr/bin/squeue", "-h"], {"TZ": "UTC"}, ["SQUEUE_USERS", "SLURM_CONF", "SQUEUE_QOS"]
+    )
+    assert shlex.split(line) == [
+        "env",
+        "-u",
+        "SQUEUE_USERS",
+        "-u",
+        "SQUEUE_QOS",
+        "SLURM_CONF=/etc/slurm/beta.conf",
+        "TZ=UTC",
+        "/usr/bin/squeue",
+        "-h",
+    ]
+
+
+def test_ssh_command_line_unset_only() -> None:
+    """`unset` alone still goes through env."""
+    line = ssh_transport(slurm_conf=None).command_line(["squeue"], None, ["SQUEUE_USERS"])
+    assert shlex.split(line) == ["env", "-u", "SQUEUE_USERS", "squeue"]
 
 
 def test_ssh_command_line_without_env() -> None:
@@ -348,6 +398,29 @@ def test_ssh_runs_the_quoted_command_line() -> None:
         "/usr/bin/sbatch",
         "--job-name=a b",
     ]
+
+
+def test_ssh_runs_unset_through_env() -> None:
+    """`unset` reaches the session's command line as `env -u NAME`."""
+    transport, handed = wired(FakeConnection(FakeProcess()))
+    asyncio.run(transport.run(["squeue"], env={"TZ": "UTC"}, unset=["SQUEUE_USERS"]))
+    command, _ = handed[0].commands[0]
+    assert shlex.split(command) == [
+        "env",
+        "-u",
+        "SQUEUE_USERS",
+        "SLURM_CONF=/etc/slurm/beta.conf",
+        "TZ=UTC",
+        "/usr/bin/squeue",
+    ]
+
+
+def test_ssh_rejects_unsafe_unset() -> None:
+    """A name env(1) could read as an option is refused before anything runs."""
+    transport, handed = wired(FakeConnection(FakeProcess()))
+    with pytest.raises(ValueError):
+        asyncio.run(transport.run(["squeue"], unset=["-i"]))
+    assert handed == []
 
 
 def test_ssh_timeout_kills_the_remote_command() -> None:
