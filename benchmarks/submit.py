@@ -1,7 +1,7 @@
 """Submit throughput and latency: sfed (submit -> remote job id) beside plain sbatch, one run.
 
-Both sides submit the same trivial 1-node script to the lab's beta cluster, one client, one job
-after another:
+Both sides submit the same trivial 1-node script to the lab's beta cluster, from 1 and from 8
+concurrent clients (threads), each job after the previous one of its client:
 - `sbatch`: the real `sbatch --parsable` command, from fork to its job id.
 - `sfed grpc`: SubmitJob over the Unix socket, then WatchJob until the event that records the
   remote job id (the federation's full path: validation, store, placement, sbatch on the pool).
@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +42,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(n: int, one: Callable[[], None]) -> tuple[float, list[float]]:
-    latencies = []
-    start = time.perf_counter()
-    for _ in range(n):
+def measure(n: int, one: Callable[[], None], clients: int = 1) -> tuple[float, list[float]]:
+    """Run `one` n times from `clients` threads; returns wall time and per-call latencies."""
+    latencies: list[float] = []
+
+    def timed(_: int) -> None:
         t0 = time.perf_counter()
         one()
         latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(timed, range(n)))
     return time.perf_counter() - start, latencies
 
 
@@ -65,6 +71,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients")
     args = parser.parse_args()
     lab = Lab.default()
     lab.up()
@@ -114,25 +121,26 @@ def main() -> int:
 
                 measure(5, sbatch)  # warm up both paths
                 measure(5, sfed_grpc)
+                paths = (("sbatch", sbatch), ("sfed grpc", sfed_grpc), ("sfed cli", sfed_cli))
                 rows = [
-                    (name, *measure(args.jobs, fn))
-                    for name, fn in (
-                        ("sbatch", sbatch),
-                        ("sfed grpc", sfed_grpc),
-                        ("sfed cli", sfed_cli),
-                    )
+                    (name, clients, *measure(args.jobs, fn, clients))
+                    for clients in args.clients
+                    for name, fn in paths
                 ]
         finally:
             daemon.stop()
             subprocess.run(["scancel", "-n", "bench"], env=env, check=False)
-    base_rate = args.jobs / rows[0][1]
-    print(f"{args.jobs} jobs per path, one client, cluster {CLUSTER}")
-    print(f"{'path':<10} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'rate vs sbatch':>15}")
-    for name, total, lat in rows:
+    print(f"{args.jobs} jobs per path and client count, cluster {CLUSTER}")
+    print(
+        f"{'path':<10} {'clients':>7} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'rate vs sbatch':>15}"
+    )
+    base: dict[int, float] = {}
+    for name, clients, total, lat in rows:
         rate = args.jobs / total
+        base.setdefault(clients, rate)  # sbatch comes first for each client count
         print(
-            f"{name:<10} {rate:8.1f} {statistics.median(lat) * 1000:8.1f} "
-            f"{percentile(lat, 0.99) * 1000:8.1f} {rate / base_rate:15.2f}"
+            f"{name:<10} {clients:>7} {rate:8.1f} {statistics.median(lat) * 1000:8.1f} "
+            f"{percentile(lat, 0.99) * 1000:8.1f} {rate / base[clients]:15.2f}"
         )
     return 0
 

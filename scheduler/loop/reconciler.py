@@ -150,11 +150,12 @@ class Loop:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before the pass: a wake() during the pass asks for another one at once.
+            self._wake.clear()
             try:
                 await self.run_pass()
             except Exception:  # a pass must never end the loop; the next one repairs
                 log.exception("loop.pass_failed")
-            self._wake.clear()
             waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
             _, pending = await asyncio.wait(
                 waiters, timeout=self.config.loop.interval_s, return_when=asyncio.FIRST_COMPLETED
