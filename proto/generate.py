@@ -36,7 +36,7 @@ def generate(out_root: Path) -> list[Path]:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     written = []
-    for path in sorted(out.rglob("*.py*")):
+    for path in sorted(p for p in out.rglob("*") if p.suffix in (".py", ".pyi")):
         text = path.read_text()
         # protoc writes absolute imports of the proto package; make them package-relative.
         text = re.sub(r"^from sfed\.v1 import", f"from {PACKAGE}.sfed.v1 import", text, flags=re.M)

@@ -118,6 +118,7 @@ class Job:
     cancel_requested: bool = False
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    client_key: str | None = None  # a retrying client's idempotency key
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from scheduler import identity
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 
 __all__ = ["Client", "ClientError"]
@@ -24,8 +25,11 @@ class ClientError(Exception):
         return cls(details)
 
 
-class _Timeout:
-    """Gives every unary call a deadline; streams get none (they follow a job to its end)."""
+class _Stub:
+    """Gives every unary call a deadline (streams follow a job to its end and get none) and a
+    fresh MUNGE credential on the calls that change something (munged refuses replays)."""
+
+    MUTATING = frozenset({"SubmitJob", "CancelJob", "DrainPool", "ResumePool"})
 
     def __init__(self, stub: Any, timeout: float) -> None:
         self._stub, self._timeout = stub, timeout
@@ -34,7 +38,17 @@ class _Timeout:
         method = getattr(self._stub, name)
         if name.startswith("Watch"):
             return method
-        return lambda request: method(request, timeout=self._timeout, wait_for_ready=False)
+
+        def call(request: Any) -> Any:
+            metadata = None
+            if name in self.MUTATING:
+                try:
+                    metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
+                except identity.IdentityError as exc:
+                    raise ClientError(f"cannot prove who you are: {exc}") from None
+            return method(request, timeout=self._timeout, metadata=metadata)
+
+        return call
 
 
 class Client:
@@ -43,8 +57,8 @@ class Client:
     def __init__(self, address: str, *, timeout: float = 30.0) -> None:
         self.address = address
         self.channel = grpc.insecure_channel(address)
-        self.federation: Any = _Timeout(pb_grpc.FederationStub(self.channel), timeout)
-        self.admin: Any = _Timeout(pb_grpc.AdminStub(self.channel), timeout)
+        self.federation: Any = _Stub(pb_grpc.FederationStub(self.channel), timeout)
+        self.admin: Any = _Stub(pb_grpc.AdminStub(self.channel), timeout)
 
     def close(self) -> None:
         self.channel.close()

@@ -6,7 +6,6 @@ Every listing has --json. Errors are one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -63,7 +62,7 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read script {args.script}: {exc.strerror}") from None
     spec = build_spec(args, script, path.name)
-    response = client.federation.SubmitJob(pb.SubmitJobRequest(spec=spec, user=getpass.getuser()))
+    response = client.federation.SubmitJob(pb.SubmitJobRequest(spec=spec))
     job_id = response.job_id
     print(job_id if args.parsable else f"Submitted federation job {job_id}")
     if not args.wait:
@@ -104,9 +103,8 @@ def cmd_explain(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
-    user = getpass.getuser()
     for text in args.jobs:
-        job = client.federation.CancelJob(pb.CancelJobRequest(job_id=_job_id(text), user=user))
+        job = client.federation.CancelJob(pb.CancelJobRequest(job_id=_job_id(text)))
         if not args.quiet:
             print(f"job {job.id}: {'cancel requested' if job.cancel_requested else job.state}")
     return 0

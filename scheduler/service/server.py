@@ -32,7 +32,7 @@ async def build_server(
         ]
     )
     pb_grpc.add_FederationServicer_to_server(FederationServicer(store, loop, config), server)
-    pb_grpc.add_AdminServicer_to_server(AdminServicer(store, loop), server)
+    pb_grpc.add_AdminServicer_to_server(AdminServicer(store, loop, config), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     addresses = []

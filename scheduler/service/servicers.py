@@ -15,6 +15,8 @@ from scheduler.loop.reconciler import Loop, PoolView, utcnow
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service import convert, validate
+from scheduler.service.auth import authenticate, check_claimed_user
+from scheduler.service.status import abort
 from scheduler.service.validate import InvalidArgument
 from scheduler.store import Store, UnknownJob, UnknownPool
 
@@ -30,14 +32,8 @@ async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-async def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
-    """context.abort, typed: it raises and never returns."""
-    await context.abort(code, message)
-    raise AssertionError("unreachable")
-
-
 async def _invalid(context: Any, exc: InvalidArgument) -> NoReturn:
-    await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
 def _job_id(value: int) -> int:
@@ -56,21 +52,35 @@ class FederationServicer(pb_grpc.FederationServicer):
         self.store, self.loop, self.config = store, loop, config
 
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: Any) -> pb.SubmitJobResponse:
+        caller = await authenticate(context)
+        await check_claimed_user(context, request.user, caller)
         try:
             if not request.HasField("spec"):
                 raise InvalidArgument("spec", "required")
             job_request = validate.job_request(request.spec)
-            user = validate.user_name(request.user)
+            client_key = validate.client_key(request.client_key)
         except InvalidArgument as exc:
             await _invalid(context, exc)
+        if client_key is not None:
+            known = await _db(self.store.job_by_key, client_key)
+            if known is not None:
+                if known.user != caller.user:
+                    await abort(
+                        context,
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"client key {client_key!r} belongs to another user's job",
+                    )
+                return pb.SubmitJobResponse(job_id=known.id)
         impossible = self.loop.never_fits(job_request)
         if impossible:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, impossible)
-        job = await _db(self.store.add_job, user, job_request, utcnow())
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, impossible)
+        job = await _db(
+            self.store.add_job, caller.user, job_request, utcnow(), client_key=client_key
+        )
         log.info(
             "job.accepted",
             job_id=job.id,
-            user=user,
+            user=caller.user,
             nodes=job_request.nodes,
             gpus_per_node=job_request.gpus_per_node,
         )
@@ -84,7 +94,7 @@ class FederationServicer(pb_grpc.FederationServicer):
             await _invalid(context, exc)
         job = await _db(self.store.get_job, job_id)
         if job is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         return convert.job_info(job, await _db(self.store.attempts, job_id))
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
@@ -113,16 +123,18 @@ class FederationServicer(pb_grpc.FederationServicer):
         return pb.ListJobsResponse(jobs=[convert.job_info(job) for job in jobs])
 
     async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.JobInfo:
+        caller = await authenticate(context)
+        await check_claimed_user(context, request.user, caller)
+        user = caller.user
         try:
             job_id = _job_id(request.job_id)
-            user = validate.user_name(request.user)
         except InvalidArgument as exc:
             await _invalid(context, exc)
         job = await _db(self.store.get_job, job_id)
         if job is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         if job.user != user and user not in self.config.server.admins:
-            await _abort(
+            await abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"job {job_id} belongs to {job.user}; only it or an admin may cancel it",
@@ -130,7 +142,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         try:
             await _db(self.store.request_cancel, job_id, utcnow(), by=user)
         except UnknownJob:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         log.info("job.cancel_requested", job_id=job_id, by=user)
         self.loop.wake()
         return await self._job(job_id, context)
@@ -147,7 +159,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         while True:
             job = await _db(self.store.get_job, job_id)
             if job is None:
-                await _abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+                await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
             for event in await _db(self.store.events, job_id, after):
                 after = event.id
                 yield convert.job_event(event, job.state.value)
@@ -203,8 +215,8 @@ def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
 
 
 class AdminServicer(pb_grpc.AdminServicer):
-    def __init__(self, store: Store, loop: Loop) -> None:
-        self.store, self.loop = store, loop
+    def __init__(self, store: Store, loop: Loop, config: Config) -> None:
+        self.store, self.loop, self.config = store, loop, config
 
     async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
         active = await _db(self.store.active_jobs)
@@ -219,12 +231,20 @@ class AdminServicer(pb_grpc.AdminServicer):
     async def _set_drained(
         self, name: str, drained: bool, reason: str, context: Any
     ) -> pb.PoolInfo:
+        caller = await authenticate(context)
+        if caller.user not in self.config.server.admins:
+            admins = ", ".join(self.config.server.admins)
+            await abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"only admins ({admins}) may drain or resume pools",
+            )
         try:
             validate.pool_name(name)
         except InvalidArgument as exc:
             await _invalid(context, exc)
         if name not in self.loop.pools:
-            await _abort(
+            await abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f"no pool named {name}; pools: {', '.join(self.loop.pools)}",
@@ -232,7 +252,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         try:
             record = await _db(self.store.set_pool_drained, name, drained, reason, utcnow())
         except UnknownPool:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
+            await abort(context, grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
         view = self.loop.pools[name]
         view.drained, view.drain_reason = record.drained, record.drain_reason
         log.info("pool.drained" if drained else "pool.resumed", pool=name, reason=reason or None)

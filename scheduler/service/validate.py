@@ -8,7 +8,14 @@ from scheduler.domain import JobRequest
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.sbatch_options import parse_gres
 
-__all__ = ["MAX_SCRIPT_BYTES", "InvalidArgument", "job_request", "pool_name", "user_name"]
+__all__ = [
+    "MAX_SCRIPT_BYTES",
+    "InvalidArgument",
+    "client_key",
+    "job_request",
+    "pool_name",
+    "user_name",
+]
 
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024  # Slurm's default max_script_size
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,6 +50,15 @@ def user_name(value: str, field: str = "user") -> str:
         raise InvalidArgument(field, "required")
     if not _USER.match(value):
         raise InvalidArgument(field, f"not a valid user name: {value!r}")
+    return value
+
+
+def client_key(value: str, field: str = "client_key") -> str | None:
+    """An optional idempotency key: printable, at most 200 characters."""
+    if not value:
+        return None
+    if len(value) > 200 or _CONTROL.search(value):
+        raise InvalidArgument(field, "must be at most 200 printable characters")
     return value
 
 

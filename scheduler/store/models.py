@@ -112,6 +112,8 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    # Set by clients that retry (the front-door proxy): one job per key, whatever the retries.
+    client_key: Mapped[str | None] = mapped_column(Text, unique=True)
 
 
 class AttemptRow(Base):

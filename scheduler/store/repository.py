@@ -28,6 +28,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -224,9 +225,19 @@ class Store:
 
     # -- jobs: writes -------------------------------------------------------------------------
 
-    def add_job(self, user: str, request: JobRequest, now: datetime) -> Job:
-        """A new PENDING job; event "submitted"."""
+    def add_job(
+        self, user: str, request: JobRequest, now: datetime, *, client_key: str | None = None
+    ) -> Job:
+        """A new PENDING job; event "submitted".
+
+        With a `client_key` already used, no job is added and the existing one is returned:
+        a client that retries after a lost answer gets the job it created the first time.
+        """
         now = _utc(now)
+        if client_key is not None:
+            existing = self.job_by_key(client_key)
+            if existing is not None:
+                return existing
         row = JobRow(
             user=user,
             state=JobState.PENDING.value,
@@ -255,12 +266,26 @@ class Store:
             exit_code=None,
             reason="",
             cancel_requested=False,
+            client_key=client_key,
         )
-        with self._tx(write=True) as s:
-            s.add(row)
-            s.flush()
-            _append(s, row.id, now, "submitted", f"submitted by {user}")
-            return _job(row)
+        try:
+            with self._tx(write=True) as s:
+                s.add(row)
+                s.flush()
+                _append(s, row.id, now, "submitted", f"submitted by {user}")
+                return _job(row)
+        except IntegrityError:
+            # Two retries of one client raced; the other insert won.
+            existing = self.job_by_key(client_key) if client_key is not None else None
+            if existing is None:
+                raise
+            return existing
+
+    def job_by_key(self, client_key: str) -> Job | None:
+        """The job a client created with this idempotency key, if any."""
+        with self._tx() as s:
+            row = s.scalars(select(JobRow).where(JobRow.client_key == client_key)).one_or_none()
+            return _job(row) if row is not None else None
 
     def begin_attempt(self, job_id: int, pool: str, reason: str, now: datetime) -> Attempt:
         """Record the intent to submit the job to `pool`, before the pool is asked.
@@ -688,6 +713,7 @@ def _job(row: JobRow) -> Job:
         cancel_requested=row.cancel_requested,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        client_key=row.client_key,
     )
 
 

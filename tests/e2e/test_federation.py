@@ -10,6 +10,7 @@ import grpc
 import pytest
 from sfedlab import Lab
 
+from scheduler import identity
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.store import Store
@@ -103,15 +104,19 @@ def test_malformed_rpc_gets_invalid_argument(daemon: Daemon) -> None:
     with grpc.insecure_channel(daemon.address) as channel:
         stub = pb_grpc.FederationStub(channel)
         before = len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs)
+
+        def proven() -> list[tuple[str, str]]:
+            return [(identity.CREDENTIAL_METADATA, identity.encode())]
+
         bad = pb.SubmitJobRequest(
             user="root", spec=pb.JobSpec(script=b"#!/bin/sh\n", nodes=2, ntasks=1)
         )
         with pytest.raises(grpc.RpcError) as info:
-            stub.SubmitJob(bad, timeout=10)
+            stub.SubmitJob(bad, timeout=10, metadata=proven())
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details().startswith("spec.ntasks:")
         with pytest.raises(grpc.RpcError) as info:
-            stub.SubmitJob(pb.SubmitJobRequest(user="root"), timeout=10)
+            stub.SubmitJob(pb.SubmitJobRequest(user="root"), timeout=10, metadata=proven())
         assert (info.value.code(), info.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "spec: required",

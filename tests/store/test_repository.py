@@ -109,6 +109,35 @@ def test_returned_values_are_frozen_domain_objects(store: Store) -> None:
             setattr(value, dataclasses.fields(value)[0].name, 7)
 
 
+def test_client_key_makes_add_job_idempotent(store: Store) -> None:
+    """A second add_job with the same client key returns the first job and adds no event."""
+    first = store.add_job("alice", request(), at(0), client_key="door/17/0")
+    again = store.add_job("alice", request(), at(1), client_key="door/17/0")
+    assert again == first and first.client_key == "door/17/0"
+    assert len(store.list_jobs()) == 1
+    assert [e.kind for e in store.events(first.id)] == ["submitted"]
+
+
+def test_distinct_client_keys_make_distinct_jobs(store: Store) -> None:
+    """Another key (e.g. the same front-door job after a restart) is another job."""
+    first = store.add_job("alice", request(), at(0), client_key="door/17/0")
+    second = store.add_job("alice", request(), at(0), client_key="door/17/1")
+    assert first.id != second.id and store.job_by_key("door/17/1") == second
+
+
+def test_racing_retries_with_one_key_make_one_job(store: Store) -> None:
+    """Four threads adding with one key concurrently all get the same single job."""
+    start = threading.Barrier(4)
+
+    def add(_: int) -> int:
+        start.wait()
+        return store.add_job("alice", request(), at(0), client_key="race").id
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(add, range(4)))
+    assert len(ids) == 1 and len(store.list_jobs()) == 1
+
+
 # -- jobs: listing ----------------------------------------------------------------------------
 
 

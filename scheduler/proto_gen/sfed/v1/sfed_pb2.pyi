@@ -51,12 +51,14 @@ class JobSpec(_message.Message):
     def __init__(self, script: _Optional[bytes] = ..., job_name: _Optional[str] = ..., nodes: _Optional[int] = ..., ntasks: _Optional[int] = ..., gres: _Optional[str] = ..., cpus_per_task: _Optional[int] = ..., mem_per_node_mb: _Optional[int] = ..., time_limit_min: _Optional[int] = ..., partition: _Optional[str] = ..., chdir: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., requeue: _Optional[bool] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("spec", "user")
+    __slots__ = ("spec", "user", "client_key")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     spec: JobSpec
     user: str
-    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., user: _Optional[str] = ...) -> None: ...
+    client_key: str
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., user: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id",)

@@ -352,7 +352,7 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DrainPool(self, request, context):
-        """Drain: the pool keeps its running jobs and receives no new ones. Idempotent.
+        """Drain: the pool keeps its running jobs and receives no new ones. Idempotent. Admins only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,7 +55,9 @@ def upgrade() -> None:
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.Column("client_key", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
+        sa.UniqueConstraint("client_key", name="uq_jobs_client_key"),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_jobs_state", "jobs", ["state"])
