@@ -60,8 +60,10 @@ class FederationConfig(_Strict):
     name: Name = "sfed"  # carried in every remote job's tag; unique per federation
     virtual_partition: str = "fed"
     checkpoint_root: str | None = None  # SFED_CHECKPOINT_DIR = <root>/<job id>, mapped per pool
+    # Written atomically for the front door's job_submit shim (what the pools could ever run).
+    capabilities_file: str | None = None
 
-    @field_validator("checkpoint_root")
+    @field_validator("checkpoint_root", "capabilities_file")
     @classmethod
     def _abs(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("/"):
@@ -136,8 +138,17 @@ class PoolConfig(_Strict):
     slurm_conf: str | None = None  # the pool's SLURM_CONF (on the login node for ssh)
     ssh: SSHConfig | None = None
     path_map: dict[str, str] = Field(default_factory=dict)  # federation path -> pool path
+    # Where jobs that name no output file write it on the pool (sfedd streams it back).
+    spool_dir: str | None = None
     price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
     weight: Annotated[int, Field(ge=0)] = 1
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _spool(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return v
 
     @field_validator("path_map")
     @classmethod

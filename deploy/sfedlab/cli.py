@@ -22,6 +22,8 @@ def _print_status(st: dict[str, Any]) -> None:
     print(f"  {'munged':<10} {munged['state']:<5} {'(lab-owned)' if munged['owned'] else ''}")
     if "sshd" in st:
         print(f"  {'sshd':<10} {st['sshd']['state']:<5} 127.0.0.1:{st['sshd']['port']}")
+    if "sfedd" in st:
+        print(f"  {'sfedd':<10} {st['sfedd']['state']:<5} {st['sfedd']['address']}")
     if st["sessions"]:
         print(f"  {'sessions':<10} {len(st['sessions'])} test session(s) hold the lab")
     for name, c in st["clusters"].items():
@@ -29,8 +31,12 @@ def _print_status(st: dict[str, Any]) -> None:
             f"  {name:<10} {c['state']:<5} slurmctld {c['slurmctld']} :{c['ctld_port']}"
             f"  SLURM_CONF={c['conf']}"
         )
+        door = c.get("role") == "door"
+        if door:
+            print(f"    front door: partitions {', '.join(c['partitions'])}; {c['job_submit']}")
         for node, n in c["nodes"].items():
-            print(f"    {node:<12} {n['state']:<8} slurmd {n['slurmd']:<4} gpu:{n['gpus']}")
+            size = f"cpu:{n['cpus']}" if door else f"gpu:{n['gpus']}"
+            print(f"    {node:<12} {n['state']:<8} slurmd {n['slurmd']:<4} {size}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

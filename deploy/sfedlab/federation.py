@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .lab import Lab
+if TYPE_CHECKING:
+    from .lab import Lab
 
 __all__ = ["federation_config", "write_config"]
 
@@ -22,6 +23,8 @@ def federation_config(
     name: str = "lab",
     log_file: Path | None = None,
     prices: dict[str, float] | None = None,
+    capabilities: Path | None = None,
+    spools: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """The lab's clusters as pools; those named in `ssh_pools` are reached through the lab sshd.
 
@@ -37,6 +40,8 @@ def federation_config(
             "slurm_conf": str(lab.conf_path(spec.name)),
             "price_per_gpu_hour": prices.get(spec.name, 1.0),
         }
+        if spools and spec.name in spools:
+            pool["spool_dir"] = str(spools[spec.name])
         if spec.name in ssh_pools:
             endpoint = lab.ssh
             pool["transport"] = "ssh"
@@ -58,6 +63,8 @@ def federation_config(
     }
     if log_file is not None:
         config["log"]["file"] = str(log_file)
+    if capabilities is not None:
+        config["federation"]["capabilities_file"] = str(capabilities)
     return config
 
 

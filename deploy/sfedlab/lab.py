@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from . import munge, procs
 from .errors import LabError
+from .sfedd import LabSfedd
 from .spec import LAB_CLUSTERS, LAB_SSH_PORT, ClusterSpec
 from .ssh import Sshd, SshEndpoint
 
@@ -24,6 +26,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "slurm-conf"
 SLURMCTLD = "/usr/sbin/slurmctld"
 SLURMD = "/usr/sbin/slurmd"
+# The front door's job_submit plugin; the lab renders it next to the door's slurm.conf.
+PLUGIN_SOURCE = REPO_ROOT / "plugins" / "job_submit.lua"
+# sfed-proxy in the project's virtual environment next to the repo.
+DEFAULT_BIN_DIR = REPO_ROOT / ".venv" / "bin"
+DEFAULT_PROXY_COMMAND = DEFAULT_BIN_DIR / "sfed-proxy"
+# Checks the rendered plugin's syntax before slurmctld sees it, where installed (lua5.1 package).
+LUAC = "luac5.1"
 
 # sinfo %t states of a node that is registered and usable.
 READY_STATES = frozenset({"idle", "mix", "alloc", "comp", "plnd"})
@@ -62,6 +71,11 @@ class _Cluster:
     @property
     def gres_conf(self) -> Path:
         return self.etc / "gres.conf"
+
+    @property
+    def job_submit(self) -> Path:
+        """Where slurmctld looks for the Lua plugin: next to slurm.conf."""
+        return self.etc / "job_submit.lua"
 
     @property
     def state(self) -> Path:
@@ -146,21 +160,48 @@ class Lab:
         *,
         template_dir: Path = TEMPLATE_DIR,
         timeout: float = 60.0,
+        plugin_source: Path = PLUGIN_SOURCE,
+        proxy_command: Path | None = None,
+        capabilities_path: Path | None = None,
+        sfedd: bool = False,
+        bin_dir: Path = DEFAULT_BIN_DIR,
     ) -> None:
+        """`clusters` may hold one front door (role "door"); `plugin_source`, `proxy_command`
+        (default: sfed-proxy in <repo>/.venv) and `capabilities_path` (default:
+        <root>/<door>/run/capabilities) go into the door's job_submit.lua."""
         self.root = Path(root).resolve()
-        self.clusters: tuple[ClusterSpec, ...] = tuple(clusters)
+        self.specs: tuple[ClusterSpec, ...] = tuple(clusters)
+        # The pools sfed federates (what federation_config iterates); the door is `door`.
+        self.clusters: tuple[ClusterSpec, ...] = tuple(c for c in self.specs if not c.is_door)
+        doors = [c for c in self.specs if c.is_door]
+        if len(doors) > 1:
+            raise ValueError(f"a lab has at most one front door, got {[c.name for c in doors]}")
+        self.door: ClusterSpec | None = doors[0] if doors else None
         self.ssh_port = ssh_port
         self.template_dir = Path(template_dir)
         self.timeout = timeout
-        names = [c.name for c in self.clusters]
+        self.plugin_source = Path(plugin_source)
+        # With sfedd, the lab runs the door's federation itself and proxies reach it through
+        # a launcher that knows its socket.
+        self._sfedd = LabSfedd(self, self.root / "sfed", Path(bin_dir)) if sfedd else None
+        default_proxy = self._sfedd.proxy_launcher if self._sfedd else DEFAULT_PROXY_COMMAND
+        self._proxy_command = Path(proxy_command or default_proxy).absolute()
+        self._capabilities = (
+            Path(capabilities_path).absolute()
+            if capabilities_path is not None
+            else self.root / doors[0].name / "run" / "capabilities"
+            if doors
+            else None
+        )
+        names = [c.name for c in self.specs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate cluster names in {names}")
-        ports = [p for c in self.clusters for p in c.ports]
+        ports = [p for c in self.specs for p in c.ports]
         if ssh_port is not None:
             ports.append(ssh_port)
         if len(set(ports)) != len(ports):
             raise ValueError(f"lab ports overlap: {sorted(ports)}")
-        self._c = {c.name: _Cluster(c, self.root / c.name) for c in self.clusters}
+        self._c = {c.name: _Cluster(c, self.root / c.name) for c in self.specs}
         self._sshd = (
             Sshd(self.root / "ssh", ssh_port, self.template_dir / "sshd_config.in")
             if ssh_port is not None
@@ -171,10 +212,10 @@ class Lab:
     def default(cls) -> Lab:
         """The shared lab: `$SFED_LAB_DIR` or `<repo>/.lab`, with LAB_CLUSTERS."""
         env = os.environ.get("SFED_LAB_DIR")
-        return cls(Path(env) if env else REPO_ROOT / ".lab")
+        return cls(Path(env) if env else REPO_ROOT / ".lab", sfedd=True)
 
     def __repr__(self) -> str:
-        return f"Lab({str(self.root)!r}, clusters={[c.name for c in self.clusters]})"
+        return f"Lab({str(self.root)!r}, clusters={[c.name for c in self.specs]})"
 
     # ---------------------------------------------------------------- accessors
 
@@ -195,6 +236,34 @@ class Lab:
         env = dict(os.environ)
         env["SLURM_CONF"] = str(self.conf_path(name))
         return env
+
+    @property
+    def proxy_command(self) -> Path:
+        """The sfed-proxy the door's job_submit.lua wraps fed jobs around (may not exist yet)."""
+        return self._proxy_command
+
+    def door_capabilities_path(self) -> Path:
+        """Where sfedd must write the federation's capabilities for the door's plugin to read.
+
+        Its directory is created and made world-readable (r-x for all) here.
+        """
+        if self._capabilities is None:
+            raise LabError("this lab has no front door (no cluster with role 'door')")
+        self._ensure_capabilities_dir()
+        return self._capabilities
+
+    def door_plugin_path(self) -> Path:
+        """The door's rendered job_submit.lua (next to its slurm.conf)."""
+        if self.door is None:
+            raise LabError("this lab has no front door (no cluster with role 'door')")
+        return self._cl(self.door.name).job_submit
+
+    @property
+    def sfedd(self) -> LabSfedd:
+        """The lab's own sfedd (address, store URL, log), when the lab runs one."""
+        if self._sfedd is None:
+            raise LabError("this lab runs no sfedd (sfedd=False)")
+        return self._sfedd
 
     @property
     def ssh(self) -> SshEndpoint:
@@ -223,6 +292,10 @@ class Lab:
     def _up(self, log: Log) -> dict[str, str]:
         actions: dict[str, str] = {}
         self.root.mkdir(parents=True, exist_ok=True)
+        # A door without its plugin fails here, before anything starts.
+        plugin = self._render_plugin() if self.door is not None else None
+        if self._sfedd is not None:
+            self._sfedd.write_files()  # the proxy launcher the plugin names
         started = munge.ensure_munged(self.root / "munged.pid", self.root / "munged.out")
         actions["munged"] = "started" if started else "running"
         if started:
@@ -231,18 +304,25 @@ class Lab:
         starts: list[_Start] = []
         try:
             for c in self._c.values():
+                if c.spec.is_door and plugin is not None:
+                    self._install_plugin(c, plugin, log)
                 starts.append(self._up_cluster(c, actions, log))
             if self._sshd is not None:
                 actions["sshd"] = "started" if self._sshd.up() else "running"
             self._wait_ready(starts, log)
             if self._sshd is not None:
                 self._sshd.wait()
+            if self._sfedd is not None:
+                actions["sfedd"] = self._sfedd.up()
+                self._sfedd.wait()
         except BaseException:
             # Leave nothing half-started behind: stop what this call started.
             for s in starts:
                 self._stop_started(s)
             if self._sshd is not None and actions.get("sshd") == "started":
                 self._sshd.down()
+            if self._sfedd is not None and actions.get("sfedd") in ("started", "restarted"):
+                self._sfedd.down()
             raise
         return actions
 
@@ -324,7 +404,7 @@ class Lab:
     def _render(self, c: _Cluster, first_job_id: int) -> bool:
         """Write slurm.conf, gres.conf and fake GPU files; True if a config file changed."""
         s = c.spec
-        node_range = _hostlist(f"{s.name}-n", s.nodes)
+        node_range = _hostlist(s.node_prefix, s.nodes)
         gpu_files = str(
             c.dev / ("gpu0" if s.gpus_per_node == 1 else f"gpu[0-{s.gpus_per_node - 1}]")
         )
@@ -344,23 +424,86 @@ class Lab:
             "gres": f"Gres=gpu:{s.gpus_per_node}" if s.gpus_per_node else "",
             "gpus": s.gpus_per_node,
             "partition": s.partition,
+            # A door's default partition is its local one (door.conf.in).
+            "partition_default": "NO" if s.is_door else "YES",
+            "local_partition": s.local_partition,
             "gres_lines": (
                 f"NodeName={node_range} Name=gpu File={gpu_files}" if s.gpus_per_node else ""
             ),
         }
         changed = False
-        for name, target in (("slurm.conf.in", c.conf), ("gres.conf.in", c.gres_conf)):
+        parts = {"slurm.conf.in": c.conf, "gres.conf.in": c.gres_conf}
+        if s.is_door:
+            parts["door.conf.in"] = c.conf  # appended to slurm.conf
+        texts: dict[Path, str] = {}
+        for name, target in parts.items():
             template = self.template_dir / name
             try:
                 text = Template(template.read_text()).substitute(values)
             except (OSError, KeyError, ValueError) as e:
                 raise LabError(f"cannot render {template}: {e!r}") from None
+            texts[target] = texts.get(target, "") + text
+        for target, text in texts.items():
             changed |= _write_if_changed(target, text)
         for d in (c.dev, c.run, c.log, c.state, c.spool):
             d.mkdir(parents=True, exist_ok=True)
         for i in range(s.gpus_per_node):
             (c.dev / f"gpu{i}").touch()
         return changed
+
+    def _render_plugin(self) -> str:
+        """The door's job_submit.lua: the plugin source with the lab's CONFIG values."""
+        assert self.door is not None and self._capabilities is not None
+        src = self.plugin_source
+        try:
+            text = src.read_text()
+        except FileNotFoundError:
+            raise LabError(
+                f"{self.door.name}: job_submit plugin {src} does not exist "
+                "(the front door's slurmctld runs with JobSubmitPlugins=lua)"
+            ) from None
+        except OSError as e:
+            raise LabError(f"{self.door.name}: cannot read job_submit plugin {src}: {e}") from None
+        values = {
+            "capabilities_path": str(self._capabilities),
+            "proxy_command": str(self._proxy_command),
+        }
+        rendered = render_job_submit(text, values, origin=str(src))
+        rendered += f"-- Rendered by deploy/lab from {src}, with the lab's CONFIG values.\n"
+        if _read_text(self._cl(self.door.name).job_submit) != rendered:
+            _check_lua(rendered, src)
+        return rendered
+
+    def _install_plugin(self, c: _Cluster, text: str, log: Log) -> None:
+        """Write the door's job_submit.lua if it changed; a running slurmctld re-reads it at
+        the next submission (it compares the file's mtime, in seconds, with the loaded one)."""
+        self._ensure_capabilities_dir()
+        target = c.job_submit
+        old = _read_text(target)
+        if old == text:
+            return
+        old_mtime = int(target.stat().st_mtime) if old is not None else 0
+        _write_if_changed(target, text)
+        new_mtime = target.stat().st_mtime
+        if int(new_mtime) <= old_mtime:
+            # Rewritten within the second of the last load: slurmctld would keep the old script.
+            os.utime(target, (new_mtime, old_mtime + 1))
+        log(f"{c.spec.name}: {'rendered' if old is None else 're-rendered'} {target}")
+        if not self._proxy_command.exists():
+            log(f"{c.spec.name}: note: proxy command {self._proxy_command} does not exist yet")
+
+    def _ensure_capabilities_dir(self) -> None:
+        """Create the capabilities file's directory, readable by all (as are the lab's own)."""
+        assert self._capabilities is not None
+        d = self._capabilities.parent
+        d.mkdir(parents=True, exist_ok=True)
+        chain = [d]
+        if d.is_relative_to(self.root):  # lab-owned directories up to the root
+            chain += [p for p in d.parents if p.is_relative_to(self.root)]
+        for p in chain:
+            mode = p.stat().st_mode & 0o7777
+            if mode & 0o755 != 0o755:
+                p.chmod(mode | 0o755)
 
     def _wait_ready(self, starts: Sequence[_Start], log: Log) -> None:
         t0 = time.monotonic()
@@ -457,6 +600,8 @@ class Lab:
             self._down()
 
     def _down(self) -> None:
+        if self._sfedd is not None:
+            self._sfedd.down()
         for c in self._c.values():
             self._stop_cluster(c, cancel_jobs=True)
         if self._sshd is not None:
@@ -566,15 +711,20 @@ class Lab:
                     "state": state,
                     "slurmd": "up" if pid else "down",
                     "gpus": c.spec.gpus_per_node,
+                    "cpus": c.spec.cpus_per_node,
                 }
             clusters[name] = {
                 "state": "up" if all_ok else "down",
+                "role": c.spec.role,
                 "slurmctld": "up" if answering else "down",
                 "ctld_port": c.spec.ctld_port,
                 "conf": str(c.conf),
                 "partition": c.spec.partition,
+                "partitions": list(c.spec.partitions),
                 "nodes": nodes,
             }
+            if c.spec.is_door:
+                clusters[name]["job_submit"] = str(c.job_submit)
         result: dict[str, Any] = {
             "root": str(self.root),
             "munged": {
@@ -591,6 +741,13 @@ class Lab:
             sshd_up = self._sshd.alive() is not None and procs.port_listening(self._sshd.port)
             result["sshd"] = {"state": "up" if sshd_up else "down", "port": self._sshd.port}
             up &= sshd_up
+        if self._sfedd is not None:
+            sfedd_up = self._sfedd.alive() is not None
+            result["sfedd"] = {
+                "state": "up" if sfedd_up else "down",
+                "address": self._sfedd.address,
+            }
+            up &= sfedd_up
         result["up"] = up
         return result
 
@@ -651,6 +808,63 @@ class Lab:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_LUA_CONFIG = re.compile(
+    r"^(?:local[ \t]+)?CONFIG[ \t]*=[ \t]*\{[^\n]*\n(?P<body>.*?)^\}", re.M | re.S
+)
+
+
+def render_job_submit(source: str, values: Mapping[str, str], *, origin: str) -> str:
+    """Set the values of `key = "value",` lines in the plugin's top-level `CONFIG = {` table
+    (which closes with a `}` line at column 0). LabError if the table or a key is missing."""
+    table = _LUA_CONFIG.search(source)
+    if table is None:
+        raise LabError(
+            f"{origin}: no top-level `CONFIG = {{` table (closed by a `}}` line) to set "
+            f"{', '.join(values)} in"
+        )
+    body = table.group("body")
+    for key, value in values.items():
+        line = re.compile(
+            rf'^(?P<lead>[ \t]*{re.escape(key)}[ \t]*=[ \t]*)"(?:[^"\\\n]|\\.)*"(?P<tail>[ \t]*,)',
+            re.M,
+        )
+        found = list(line.finditer(body))
+        if len(found) != 1:
+            raise LabError(
+                f'{origin}: the CONFIG table needs exactly one `{key} = "...",` line, '
+                f"found {len(found)}"
+            )
+        m = found[0]
+        body = body[: m.end("lead")] + _lua_string(value) + body[m.start("tail") :]
+    return source[: table.start("body")] + body + source[table.end("body") :]
+
+
+def _lua_string(value: str) -> str:
+    if any(ord(ch) < 32 for ch in value):
+        raise LabError(f"cannot put {value!r} in a Lua string: control character")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check_lua(text: str, origin: Path) -> None:
+    """Fail on a Lua syntax error (slurmctld would not start, or keep an older script)."""
+    luac = shutil.which(LUAC)
+    if luac is None:
+        return
+    res = subprocess.run(
+        [luac, "-p", "-"], input=text, capture_output=True, text=True, timeout=30, check=False
+    )
+    if res.returncode != 0:
+        detail = res.stderr.strip().replace("stdin:", f"{origin.name}:")
+        raise LabError(f"job_submit plugin {origin} does not compile: {detail}")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _read_int(path: Path, default: int) -> int:

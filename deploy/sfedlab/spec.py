@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,30}$")
+_PARTITION = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+Role = Literal["pool", "door"]
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """One lab Slurm cluster: a slurmctld plus `nodes` slurmd on this host."""
+    """One lab Slurm cluster: a slurmctld plus `nodes` slurmd on this host.
+
+    A "pool" runs the federation's jobs in `partition`. A "door" is the front door: its nodes
+    are proxy nodes (no GPUs), `partition` is the federated virtual partition whose jobs the
+    job_submit Lua plugin turns into proxy jobs, and `local_partition` (the default) takes
+    ordinary jobs on the same nodes.
+    """
 
     name: str
     nodes: int
@@ -20,10 +30,24 @@ class ClusterSpec:
     ctld_port: int
     node_port_base: int
     partition: str = "gpu"
+    role: Role = "pool"
+    local_partition: str = "local"  # door only
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"cluster name {self.name!r} must match {_NAME.pattern}")
+        if self.role not in ("pool", "door"):
+            raise ValueError(f"cluster {self.name}: role must be 'pool' or 'door'")
+        for part in (self.partition, self.local_partition):
+            if not _PARTITION.match(part):
+                raise ValueError(
+                    f"cluster {self.name}: partition {part!r} must match {_PARTITION.pattern}"
+                )
+        if self.role == "door":
+            if self.gpus_per_node:
+                raise ValueError(f"door {self.name}: proxy nodes have no GPUs")
+            if self.local_partition == self.partition:
+                raise ValueError(f"door {self.name}: local_partition must differ from partition")
         if self.nodes < 1:
             raise ValueError(f"cluster {self.name}: nodes must be >= 1")
         if self.gpus_per_node < 0 or self.cpus_per_node < 1 or self.mem_mb_per_node < 1:
@@ -33,9 +57,29 @@ class ClusterSpec:
                 raise ValueError(f"cluster {self.name}: port {port} out of range")
 
     @property
+    def is_door(self) -> bool:
+        """True for the front door."""
+        return self.role == "door"
+
+    @property
+    def node_prefix(self) -> str:
+        """What node names start with before their number: "alpha-n", or "door-p" (proxy)."""
+        return f"{self.name}-{'p' if self.is_door else 'n'}"
+
+    @property
     def node_names(self) -> tuple[str, ...]:
-        """Node names, e.g. ("alpha-n1", "alpha-n2")."""
-        return tuple(f"{self.name}-n{i}" for i in range(1, self.nodes + 1))
+        """Node names, e.g. ("alpha-n1", "alpha-n2"), or ("door-p1", "door-p2") for a door."""
+        return tuple(f"{self.node_prefix}{i}" for i in range(1, self.nodes + 1))
+
+    @property
+    def partitions(self) -> tuple[str, ...]:
+        """The partitions of the cluster: a door's federated one first, then its local one."""
+        return (self.partition, self.local_partition) if self.is_door else (self.partition,)
+
+    @property
+    def proxy_slots(self) -> int:
+        """How many proxy jobs a door runs at once (one CPU each); 0 for a pool."""
+        return self.nodes * self.cpus_per_node if self.is_door else 0
 
     @property
     def node_ports(self) -> tuple[int, ...]:
@@ -66,6 +110,20 @@ LAB_CLUSTERS: tuple[ClusterSpec, ...] = (
         mem_mb_per_node=64000,
         ctld_port=17818,
         node_port_base=17910,
+    ),
+    # The front door: `sbatch -p fed` there becomes a 1-CPU proxy job. Memory covers the
+    # default 4000 MB per CPU of every CPU, so CPUs, not memory, bound the proxy jobs.
+    ClusterSpec(
+        name="door",
+        nodes=2,
+        gpus_per_node=0,
+        cpus_per_node=64,
+        mem_mb_per_node=64 * 4000,
+        ctld_port=17819,
+        node_port_base=17920,
+        partition="fed",
+        role="door",
+        local_partition="local",
     ),
 )
 

@@ -27,26 +27,27 @@ class ClientError(Exception):
 
 class _Stub:
     """Gives every unary call a deadline (streams follow a job to its end and get none) and a
-    fresh MUNGE credential on the calls that change something (munged refuses replays)."""
+    fresh MUNGE credential on the calls that need one (munged refuses replays)."""
 
-    MUTATING = frozenset({"SubmitJob", "CancelJob", "DrainPool", "ResumePool"})
+    # Calls that change something or read a job's output prove the caller.
+    PROVEN = frozenset({"SubmitJob", "CancelJob", "DrainPool", "ResumePool", "StreamOutput"})
 
     def __init__(self, stub: Any, timeout: float) -> None:
         self._stub, self._timeout = stub, timeout
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._stub, name)
-        if name.startswith("Watch"):
-            return method
+        streaming = name in ("WatchJob", "StreamOutput")
 
         def call(request: Any) -> Any:
             metadata = None
-            if name in self.MUTATING:
+            if name in self.PROVEN:
                 try:
                     metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
                 except identity.IdentityError as exc:
                     raise ClientError(f"cannot prove who you are: {exc}") from None
-            return method(request, timeout=self._timeout, metadata=metadata)
+            timeout = None if streaming else self._timeout
+            return method(request, timeout=timeout, metadata=metadata)
 
         return call
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import structlog
@@ -35,6 +36,8 @@ from scheduler.domain import (
     RemoteSubmission,
     RemoteTag,
 )
+from scheduler.loop.capabilities import render_capabilities, write_atomically
+from scheduler.loop.outputs import OutputPaths, remote_output_paths
 from scheduler.pathmap import PathMap
 from scheduler.placement import Policy, never_fits, place
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
@@ -116,6 +119,7 @@ class Loop:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._timeout = config.loop.pool_timeout_s
+        self._published: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
 
     # -- public -------------------------------------------------------------------------
 
@@ -199,6 +203,33 @@ class Loop:
     def never_fits(self, request: JobRequest) -> str | None:
         return never_fits(request, self.snapshots(), self.policy)
 
+    def output_paths(self, job: Job, pool: str, attempt: int, remote_id: str | None) -> OutputPaths:
+        """Where attempt `attempt` of `job` on `pool` writes its output there."""
+        view = self.pools.get(pool)
+        return remote_output_paths(
+            job,
+            attempt,
+            remote_id,
+            federation=self.config.federation.name,
+            spool_dir=view.config.spool_dir if view else None,
+            path_map=view.path_map if view else PathMap(),
+        )
+
+    def _publish_capabilities(self, now: datetime) -> None:
+        """Rewrite the capabilities file when it changed, and at least every minute so that
+        the shim never sees it stale while sfedd runs; skipped while a pool was never reached
+        (the shim then accepts everything rather than refuse what that pool could run)."""
+        path = self.config.federation.capabilities_file
+        snapshots = self.snapshots()
+        if not path or any(not s.nodes for s in snapshots):
+            return
+        text = render_capabilities(snapshots, self.policy.virtual_partition, now)
+        body = text.split("\n", 1)[1]
+        if body == self._published[0] and (now - self._published[1]).total_seconds() < 60:
+            return
+        write_atomically(Path(path), text)
+        self._published = (body, now)
+
     # -- steps ----------------------------------------------------------------------------
 
     async def _refresh_pools(self, report: PassReport) -> None:
@@ -226,6 +257,10 @@ class Loop:
             if key != view.capacity_key:
                 await self._db(self.store.save_capacity, name, result, now)
                 view.capacity_key = key
+        try:
+            self._publish_capabilities(now)
+        except OSError as exc:
+            log.error("capabilities.write_failed", error=str(exc))
 
     async def _reconcile(self, report: PassReport) -> None:
         attempts = await self._db(self.store.active_attempts)
@@ -409,6 +444,9 @@ class Loop:
             output=paths.translate(req.output) if req.output else None,
             error=paths.translate(req.error) if req.error else None,
         )
+        if req.output is None and view.config.spool_dir:
+            spooled = self.output_paths(job, view.config.name, attempt, None).stdout
+            mapped = replace(mapped, output=spooled)
         return RemoteSubmission(tag=self._tag(job.id, attempt), request=mapped, environment=env)
 
     async def _apply_remote(self, report: PassReport, attempt: Attempt, seen: RemoteJob) -> None:

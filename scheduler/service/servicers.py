@@ -12,6 +12,7 @@ import structlog
 from scheduler.config import Config
 from scheduler.domain import TERMINAL_JOB_STATES, JobState
 from scheduler.loop.reconciler import Loop, PoolView, utcnow
+from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service import convert, validate
@@ -26,6 +27,7 @@ log = structlog.get_logger("sfed.api")
 P = ParamSpec("P")
 T = TypeVar("T")
 WATCH_POLL_S = 0.5
+OUTPUT_CHUNK = 1024 * 1024
 
 
 async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -166,6 +168,54 @@ class FederationServicer(pb_grpc.FederationServicer):
             if job.state in TERMINAL_JOB_STATES:
                 return
             # Woken by the loop's next change; the timeout catches changes made by the API.
+            await self.loop.wait_changed(WATCH_POLL_S)
+
+    async def StreamOutput(
+        self, request: pb.StreamOutputRequest, context: Any
+    ) -> AsyncIterator[pb.OutputChunk]:
+        """Read the current attempt's output file on its pool and follow it to the end."""
+        caller = await authenticate(context)
+        try:
+            job_id = _job_id(request.job_id)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        offset = request.offset
+        while True:
+            job = await _db(self.store.get_job, job_id)
+            if job is None:
+                await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            if job.user != caller.user and caller.user not in self.config.server.admins:
+                await abort(
+                    context,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"job {job_id} belongs to {job.user}; only it or an admin may read its output",
+                )
+            ended = job.state in TERMINAL_JOB_STATES
+            data = b""
+            if job.remote_id and job.pool in self.loop.pools:
+                paths = self.loop.output_paths(job, job.pool, job.attempt, job.remote_id)
+                path = paths.stderr if request.stderr else paths.stdout
+                if path is None and not request.stderr:
+                    await abort(
+                        context,
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"job {job_id}'s output file is not known to sfedd",
+                    )
+                if path is not None:
+                    try:
+                        data = await self.loop.pools[job.pool].adapter.read_output(
+                            path, offset, OUTPUT_CHUNK
+                        )
+                    except (PoolUnreachable, PoolError) as exc:
+                        log.warning(
+                            "job.output_unreadable", job_id=job_id, pool=job.pool, error=str(exc)
+                        )
+            if data:
+                yield pb.OutputChunk(data=data, offset=offset, attempt=job.attempt)
+                offset += len(data)
+                continue  # more may be there already
+            if ended or not request.follow:
+                return
             await self.loop.wait_changed(WATCH_POLL_S)
 
     async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:

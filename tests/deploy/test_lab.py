@@ -17,35 +17,14 @@ from pathlib import Path
 import pytest
 from sfedlab import LAB_CLUSTERS, TEMPLATE_DIR, ClusterSpec, Lab, LabError, procs
 
+from tests.deploy.helpers import job_field, slurm, wait_job
+
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SCRIPT = REPO / "deploy" / "lab"
 # Private labs of these tests: ports far from the shared lab's (17xxx) and from each other.
 GAMMA = ClusterSpec("gamma", 2, 2, 4, 8000, ctld_port=19817, node_port_base=19900)
-
-
-def slurm(lab: Lab, cluster: str, *argv: str) -> str:
-    """Run a Slurm client on a lab cluster; return stdout."""
-    res = subprocess.run(argv, env=lab.env(cluster), capture_output=True, text=True,
-                         timeout=30, check=False)  # fmt: skip
-    assert res.returncode == 0, f"{argv}: {res.stderr}"
-    return res.stdout
-
-
-def job_field(lab: Lab, cluster: str, job: str, key: str) -> str:
-    """One `Key=value` field of `scontrol show job`."""
-    fields = slurm(lab, cluster, "scontrol", "show", "job", job).split()
-    return next(f.partition("=")[2] for f in fields if f.partition("=")[0] == key)
-
-
-def wait_job(lab: Lab, cluster: str, job: str, states: set[str], timeout: float = 60) -> str:
-    """Poll `scontrol show job` until the job reaches one of `states`; return it."""
-    deadline = time.monotonic() + timeout
-    while (state := job_field(lab, cluster, job, "JobState")) not in states:
-        assert time.monotonic() < deadline, f"job {job} still {state} after {timeout}s"
-        time.sleep(0.2)
-    return state
 
 
 def wait_dead(pid: int) -> None:
@@ -75,7 +54,7 @@ def gamma(short_tmp: Path) -> Iterator[Lab]:
 
 
 def test_every_node_registered_with_its_gpus(lab: Lab) -> None:
-    """Every node of alpha and beta is up (idle unless running jobs) with its GPU count."""
+    """Every node of every lab cluster is up (idle unless running jobs) with its GPU count."""
     for spec in LAB_CLUSTERS:
         states = dict(
             line.split() for line in slurm(lab, spec.name, "sinfo", "-h", "-N", "-o", "%N %t")
@@ -85,7 +64,8 @@ def test_every_node_registered_with_its_gpus(lab: Lab) -> None:
         assert all(s in {"idle", "mix", "alloc"} for s in states.values()), states
         for node in spec.node_names:
             shown = slurm(lab, spec.name, "scontrol", "show", "node", node)
-            assert f"Gres=gpu:{spec.gpus_per_node}\n" in shown
+            gres = f"gpu:{spec.gpus_per_node}" if spec.gpus_per_node else "(null)"
+            assert f"Gres={gres}\n" in shown
 
 
 def test_two_node_batch_job_runs_srun_on_alpha(lab: Lab, tmp_path: Path) -> None:
@@ -134,7 +114,11 @@ def test_status_json_reports_everything_up(lab: Lab) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     st = json.loads(res.stdout)
     assert st["sshd"]["state"] == "up"
-    assert {n: c["state"] for n, c in st["clusters"].items()} == {"alpha": "up", "beta": "up"}
+    assert {n: c["state"] for n, c in st["clusters"].items()} == {
+        "alpha": "up",
+        "beta": "up",
+        "door": "up",
+    }
 
 
 def test_cli_error_is_one_line_without_traceback(lab: Lab, short_tmp: Path) -> None:

@@ -81,6 +81,10 @@ class MemoryPool:
                 remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag
             )
 
+    async def read_output(self, path: str, offset: int, limit: int) -> bytes:
+        self._check()
+        return b""
+
     async def close(self) -> None:
         return None
 
@@ -242,3 +246,38 @@ def test_two_jobs_in_one_pass_do_not_share_nodes(store: Store) -> None:
     assert [s.state if s else None for s in states.values()] == [JobState.PLACED, JobState.PENDING]
     waiting = states[second]
     assert waiting is not None and "alpha:" in waiting.reason
+
+
+def test_capabilities_file_is_published(store: Store, tmp_path: Path) -> None:
+    """With a capabilities_file configured, a pass writes what each pool could ever run."""
+    path = tmp_path / "capabilities"
+    config = config_for("alpha").model_copy(
+        update={
+            "federation": config_for("alpha").federation.model_copy(
+                update={"capabilities_file": str(path)}
+            )
+        }
+    )
+    pool = MemoryPool("alpha", nodes=2, gpus=4)
+    loop = Loop(config, store, {"alpha": pool}, clock=lambda: NOW)
+    asyncio.run(loop.start())
+    assert path.read_text().splitlines()[1] == (
+        "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+    )
+
+
+def test_capabilities_wait_for_every_pool(store: Store, tmp_path: Path) -> None:
+    """While a pool was never reached no file is written (the shim then accepts every job)."""
+    path = tmp_path / "capabilities"
+    config = config_for("alpha", "beta")
+    config = config.model_copy(
+        update={"federation": config.federation.model_copy(update={"capabilities_file": str(path)})}
+    )
+    loop = Loop(
+        config,
+        store,
+        {"alpha": MemoryPool("alpha"), "beta": MemoryPool("beta", silent=True)},
+        clock=lambda: NOW,
+    )
+    asyncio.run(loop.start())
+    assert not path.exists()

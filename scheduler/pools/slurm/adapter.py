@@ -2,11 +2,12 @@
 
 Each call is one command through a `Transport` (local subprocess or SSH):
 
-    snapshot()  sinfo --json                    nodes listing the pool's partition
-    submit()    sbatch --parsable ... (stdin)   the script byte for byte; the tag in --comment
-    find()      squeue -O ... --states=all      the job whose comment is tag.render()
-    poll()      squeue -O ... --states=all      one command for any number of ids
-    cancel()    scancel <id>
+    snapshot()     sinfo --json                    nodes listing the pool's partition
+    submit()       sbatch --parsable ... (stdin)   the script byte for byte; the tag in --comment
+    find()         squeue -O ... --states=all      the job whose comment is tag.render()
+    poll()         squeue -O ... --states=all      one command for any number of ids
+    cancel()       scancel <id>
+    read_output()  /bin/dd if=<path> skip= count=  a byte range of a file (see below)
 
 squeue runs in its plain-text form with only the fields read here (commands.squeue_argv), with
 `TZ=UTC SLURM_TIME_FORMAT=standard` and without the SQUEUE_* filter variables of the login
@@ -18,6 +19,15 @@ slurm controller", or a JSON document whose `errors` is not empty, which is how 
 (sbatch rejects the job, unknown partition) raises PoolError, and so does output this module
 cannot read, rather than leaving a job out (a job missing from `poll` is taken for lost).
 Nothing else escapes.
+
+read_output reads the file as the transport's user (the daemon's locally, the SSH login's
+over SSH) with GNU dd under `LC_ALL=C` (commands.read_output_argv), at most
+commands.READ_OUTPUT_MAX bytes per call. Exit status 0: stdout is the answer, b"" at or past
+the end. Exit status 1 with "No such file or directory" (the file or a directory on its way
+does not exist yet) or "cannot skip: Invalid argument" (an offset past the largest file the
+filesystem allows): b"". Any other failure, permission denied and a directory path ("Is a
+directory") included, is a PoolError; dd missing on the pool (exit 126/127 from the remote
+shell) is PoolUnreachable, as the transports report a command that cannot be run.
 """
 
 from __future__ import annotations
@@ -207,6 +217,28 @@ class SlurmPool:
             self._log.info("slurm.cancel", remote_id=remote_id)
             return
         raise self._failure("scancel", result)
+
+    async def read_output(self, path: str, offset: int, limit: int) -> bytes:
+        try:
+            commands.check_read_request(path, offset, limit)
+            if limit == 0:
+                return b""
+            argv = commands.read_output_argv(path, offset, limit)
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: cannot read output: {exc}") from exc
+        result = await self._run(argv, env=commands.READ_OUTPUT_ENVIRONMENT)
+        if result.ok:
+            self._log.debug("slurm.read_output", path=path, offset=offset, size=len(result.stdout))
+            return result.stdout
+        text = result.stderr_text().strip()
+        if parse.dd_nothing_to_read(text):
+            self._log.debug("slurm.read_output", path=path, offset=offset, size=0, error=text)
+            return b""
+        last = text.splitlines()[-1] if text else f"exit status {result.returncode}"
+        if result.returncode in (126, 127):  # the remote shell could not run dd
+            self._log.warning("slurm.unreachable", command="dd", error=last)
+            raise PoolUnreachable(f"{self.name}: cannot run {commands.DD}: {last}")
+        raise PoolError(f"{self.name}: cannot read {path!r}: {last}")
 
     async def close(self) -> None:
         await self.transport.close()

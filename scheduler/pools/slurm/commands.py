@@ -1,4 +1,4 @@
-"""Argv of the Slurm client commands the adapter runs. Pure: no I/O, no shell.
+"""Argv of the commands the adapter runs (Slurm's clients, and dd). Pure: no I/O, no shell.
 
 Every user-chosen value (job name, paths) travels as one argv word of the `--option=value`
 form, so that it can neither start a new option nor be split; the transports never hand argv to
@@ -21,15 +21,22 @@ from scheduler.domain import RemoteSubmission
 from scheduler.pools.slurm.transport import ENV_NAME
 
 __all__ = [
+    "DD",
     "JOB_ID",
+    "MAX_FILE_OFFSET",
+    "READ_OUTPUT_BLOCK",
+    "READ_OUTPUT_ENVIRONMENT",
+    "READ_OUTPUT_MAX",
     "SBATCH_CLIENT_ONLY_VARIABLES",
     "SQUEUE_ENVIRONMENT",
     "SQUEUE_FIELDS",
     "SQUEUE_MARKER",
     "SQUEUE_UNSET_VARIABLES",
     "check_job_id",
+    "check_read_request",
     "job_environment",
     "new_squeue_marker",
+    "read_output_argv",
     "sbatch_argv",
     "scancel_argv",
     "scontrol_show_job_argv",
@@ -187,3 +194,64 @@ def scontrol_show_job_argv(remote_id: str) -> list[str]:
 def scontrol_write_batch_script_argv(remote_id: str) -> list[str]:
     """The batch script slurmctld stored for the job, byte for byte, on stdout."""
     return ["scontrol", "write", "batch_script", check_job_id(remote_id), "-"]
+
+
+# -- reading a file on the pool (job output) -------------------------------------------------
+
+#: GNU dd, by absolute path: /bin/dd exists on merged-/usr and classic layouts alike (Debian,
+#: RHEL, SUSE), and an absolute argv[0] is run as is by both transports, so neither the
+#: transports' `bin_dir` (Slurm's own directory, which holds no dd) nor a remote PATH lookup
+#: is involved.
+DD = "/bin/dd"
+
+#: The most bytes one read_output call returns; a larger `limit` is cut to it.
+READ_OUTPUT_MAX = 4 * 1024 * 1024
+
+#: dd's block size for a read (its buffer): min(limit, this).
+READ_OUTPUT_BLOCK = 1024 * 1024
+
+#: The largest offset a file can have (off_t); dd refuses larger numbers.
+MAX_FILE_OFFSET = 2**63 - 1
+
+#: dd's messages in English whatever the login's locale, so that the adapter can tell
+#: "No such file or directory" (nothing to read yet) from a real failure.
+READ_OUTPUT_ENVIRONMENT = {"LC_ALL": "C"}
+
+
+def check_read_request(path: str, offset: int, limit: int) -> None:
+    """ValueError unless `path` is absolute and one line (no NUL, no newline) and `offset`
+    (at most MAX_FILE_OFFSET) and `limit` are not negative."""
+    if not path.startswith("/"):
+        raise ValueError(f"not an absolute path: {path!r}")
+    if "\0" in path or "\n" in path:
+        raise ValueError(f"path contains a NUL byte or a newline: {path!r}")
+    if not 0 <= offset <= MAX_FILE_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_FILE_OFFSET}, not {offset}")
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, not {limit}")
+
+
+def read_output_argv(path: str, offset: int, limit: int) -> list[str]:
+    """`dd` printing bytes [offset, offset + min(limit, READ_OUTPUT_MAX)) of `path` on stdout.
+
+    `skip_bytes,count_bytes` make skip= and count= byte counts (bs is only the buffer size),
+    `fullblock` keeps reading after short reads (pipes, network filesystems) until count or
+    the end of the file, `nonblock` opens with O_NONBLOCK so that a FIFO at `path` ends the read
+    instead of blocking until the timeout (no effect on regular files), and `status=none`
+    silences the transfer summary (and GNU dd's "cannot skip to specified offset" for an
+    offset past the end). The path travels as the single word `if=<path>`: never an operand
+    or an option. `limit` must be at least 1 (dd has no zero-sized block).
+    """
+    check_read_request(path, offset, limit)
+    count = min(limit, READ_OUTPUT_MAX)
+    if count < 1:
+        raise ValueError("limit must be at least 1")
+    return [
+        DD,
+        f"if={path}",
+        "iflag=skip_bytes,count_bytes,fullblock,nonblock",
+        f"skip={offset}",
+        f"count={count}",
+        f"bs={min(count, READ_OUTPUT_BLOCK)}",
+        "status=none",
+    ]

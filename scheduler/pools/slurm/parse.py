@@ -451,3 +451,26 @@ def parse_scontrol_records(text: str) -> list[dict[str, str]]:
             record[match.group(1)] = value.rstrip(" ")
         records.append(record)
     return records
+
+
+# -- dd (read_output) ------------------------------------------------------------------------
+
+# GNU dd 9.1 (Debian 12) with LC_ALL=C, exit status 1, found by running it (each message starts
+# with dd's argv[0], `/bin/dd` here): a missing file (or directory on the way) is
+# `/bin/dd: failed to open '<path>': No such file or directory`; an offset past the largest file
+# the filesystem allows (ext4: 16 TiB) is `/bin/dd: <path>: cannot skip: Invalid argument`.
+# dd escapes control characters in the path, so its message is one line and the error text
+# comes last: a path cannot forge the end of a message about another error. Not "nothing to
+# read": `Permission denied`, `Not a directory` (a file on the way), and
+# `/bin/dd: error reading '<path>': Is a directory`.
+_DD_NOTHING_TO_READ = re.compile(
+    r"(?:/\S*)?dd: "
+    r"(?:failed to open .*: No such file or directory|.*: cannot skip: Invalid argument)"
+)
+
+
+def dd_nothing_to_read(stderr: str) -> bool:
+    """Whether a failed dd (LC_ALL=C) only says there are no bytes to read: the file does not
+    exist (yet), or the offset lies beyond any file the filesystem can hold."""
+    lines = stderr.rstrip("\n").rsplit("\n", 1)
+    return bool(_DD_NOTHING_TO_READ.fullmatch(lines[-1]))

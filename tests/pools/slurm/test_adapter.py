@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Collection
@@ -470,3 +471,166 @@ def test_concurrent_calls_share_the_transport(make_pool: Callable[..., SlurmPool
         return [len(s) for s in snapshots]
 
     assert run(make_pool("beta"), scenario) == [4] * 12
+
+
+# -- read_output -----------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def random_file(workdir: Path) -> tuple[Path, bytes]:
+    """3 MB of random bytes (NUL, 0xff and an invalid UTF-8 sequence forced in) in `workdir`,
+    world-readable so that the SSH login (root in the lab) can read it too."""
+    data = bytearray(os.urandom(3_000_000))
+    data[0:4] = b"\x00\xff\xc3\x28"
+    data[MIB - 2 : MIB + 2] = b"\x00\x00\xff\xff"  # across the first chunk boundary
+    data[-1] = 0
+    path = workdir / "random.bin"
+    path.write_bytes(bytes(data))
+    path.chmod(0o644)
+    return path, bytes(data)
+
+
+def test_read_output_in_chunks_reproduces_the_file(
+    make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes]
+) -> None:
+    """Reading 1 MiB at increasing offsets returns the file exactly (same sha256), then b""."""
+    path, data = random_file
+
+    async def scenario(pool: SlurmPool) -> list[bytes]:
+        chunks = []
+        while True:
+            chunk = await pool.read_output(str(path), sum(map(len, chunks)), MIB)
+            if not chunk:
+                return chunks
+            chunks.append(chunk)
+
+    chunks = run(make_pool("beta"), scenario)
+    assert [len(c) for c in chunks] == [MIB, MIB, 3_000_000 - 2 * MIB]
+    assert hashlib.sha256(b"".join(chunks)).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_read_output_ranges(
+    make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes]
+) -> None:
+    """Arbitrary ranges, a limit past the end and a limit above 4 MiB read what is there."""
+    path, data = random_file
+
+    async def scenario(pool: SlurmPool) -> list[bytes]:
+        return [
+            await pool.read_output(str(path), 0, 4),
+            await pool.read_output(str(path), MIB - 2, 4),
+            await pool.read_output(str(path), 2_999_990, MIB),
+            await pool.read_output(str(path), 0, 64 * MIB),
+        ]
+
+    assert run(make_pool("beta"), scenario) == [
+        data[:4],
+        data[MIB - 2 : MIB + 2],
+        data[2_999_990:],
+        data,
+    ]
+
+
+def test_read_output_past_the_end_is_empty(
+    make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes]
+) -> None:
+    """An offset at or past the end of the file, even past any file the filesystem can hold
+    (20 TiB, where dd's lseek fails with EINVAL), reads as b""."""
+    path, data = random_file
+
+    async def scenario(pool: SlurmPool) -> list[bytes]:
+        return [
+            await pool.read_output(str(path), offset, MIB)
+            for offset in (len(data), len(data) + 1, 10**9, 20 * 2**40)
+        ]
+
+    assert run(make_pool("beta"), scenario) == [b""] * 4
+
+
+def test_read_output_missing_file_is_empty(
+    make_pool: Callable[..., SlurmPool], workdir: Path
+) -> None:
+    """A file that does not exist yet, or whose directory does not exist yet, reads as b""."""
+
+    async def scenario(pool: SlurmPool) -> list[bytes]:
+        return [
+            await pool.read_output(str(workdir / "out-123.txt"), 0, MIB),
+            await pool.read_output(str(workdir / "not-yet" / "out-123.txt"), 10, MIB),
+        ]
+
+    assert run(make_pool("beta"), scenario) == [b"", b""]
+
+
+def test_read_output_relative_path_is_a_pool_error(make_pool: Callable[..., SlurmPool]) -> None:
+    """A relative path is refused with PoolError."""
+    with pytest.raises(PoolError, match="absolute"):
+        run(make_pool("beta"), lambda pool: pool.read_output("out-123.txt", 0, MIB))
+
+
+def test_read_output_directory_is_a_pool_error(
+    make_pool: Callable[..., SlurmPool], workdir: Path
+) -> None:
+    """A directory is not an output file that does not exist yet: PoolError (dd: Is a directory)."""
+    with pytest.raises(PoolError, match="Is a directory"):
+        run(make_pool("beta"), lambda pool: pool.read_output(str(workdir), 0, MIB))
+
+
+def test_read_output_file_in_place_of_a_directory_is_a_pool_error(
+    make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes]
+) -> None:
+    """A regular file where the path needs a directory is a PoolError (Not a directory)."""
+    path, _ = random_file
+    with pytest.raises(PoolError, match="Not a directory"):
+        run(make_pool("beta"), lambda pool: pool.read_output(f"{path}/out.txt", 0, MIB))
+
+
+def test_read_output_fifo_does_not_block(
+    make_pool: Callable[..., SlurmPool], workdir: Path
+) -> None:
+    """A FIFO with no writer reads as b"" at once instead of blocking until the timeout."""
+    fifo = workdir / "fifo"
+    os.mkfifo(fifo)
+    pool = make_pool("beta", command_timeout=10.0)
+    assert run(pool, lambda pool: pool.read_output(str(fifo), 0, MIB)) == b""
+
+
+def test_read_output_follows_a_running_job(
+    make_pool: Callable[..., SlurmPool], jobs: Any, workdir: Path
+) -> None:
+    """Reading a running job's output file from where the last read stopped, until the job
+    ends, gives exactly the final file (binary bytes included)."""
+    script = (
+        b"#!/bin/bash\n"
+        b'for i in $(seq 1 10); do printf "line %02d \\xff\\x00 %s\\n" "$i" "$(date +%s.%N)"; '
+        b"sleep 0.2; done\n"
+    )
+    sub = submission(workdir, script)
+
+    async def scenario(pool: SlurmPool) -> tuple[str, list[bytes], int]:
+        remote_id = jobs.add("beta", await pool.submit(sub))
+        path = str(workdir / f"out-{remote_id}.txt")
+        chunks: list[bytes] = []
+        offset = 0
+        reads_while_running = 0
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            job = (await pool.poll([remote_id])).get(remote_id)
+            chunk = await pool.read_output(path, offset, MIB)
+            chunks.append(chunk)
+            offset += len(chunk)
+            if job is not None and job.state is AttemptState.RUNNING and chunk:
+                reads_while_running += 1
+            if job is not None and job.state in TERMINAL:
+                break  # the job wrote its last byte before it ended: this read saw them all
+            assert asyncio.get_running_loop().time() < deadline, f"job {remote_id}: {job}"
+            await asyncio.sleep(0.1)
+        assert await pool.read_output(path, offset, MIB) == b""
+        return path, chunks, reads_while_running
+
+    path, chunks, reads_while_running = run(make_pool("beta"), scenario)
+    final = Path(path).read_bytes()
+    assert b"".join(chunks) == final
+    assert len(final.splitlines()) == 10 and final.startswith(b"line 01 \xff\x00 ")
+    assert reads_while_running >= 2  # the output arrived in pieces while the job ran

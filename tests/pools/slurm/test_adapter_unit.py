@@ -480,3 +480,111 @@ def test_close_closes_the_transport() -> None:
     pool, transport = pool_with()
     run(pool.close)
     assert transport.closed == 1
+
+
+# -- read_output -----------------------------------------------------------------------------
+
+DD = "/bin/dd"
+
+
+def dd_pool(*replies: Reply) -> tuple[SlurmPool, ScriptedTransport]:
+    return pool_with(**{DD: list(replies)})
+
+
+def test_read_output_returns_stdout_byte_for_byte() -> None:
+    """dd's stdout is returned untouched (NUL, 0xff, not UTF-8), with LC_ALL=C and the timeout."""
+    data = b"\x00\xff\xfe caf\xc3\xa9 \r\n\x00"
+    pool, transport = dd_pool(ok(data))
+    assert run(lambda: pool.read_output("/spool/out.txt", 10, 100)) == data
+    (call,) = transport.calls
+    assert call.argv == commands.read_output_argv("/spool/out.txt", 10, 100)
+    assert (call.env, call.stdin, call.timeout) == ({"LC_ALL": "C"}, None, 7.0)
+
+
+def test_read_output_cuts_the_limit_to_four_mib() -> None:
+    """A limit above 4 MiB asks dd for 4 MiB."""
+    pool, transport = dd_pool(ok(b"x"))
+    run(lambda: pool.read_output("/spool/out.txt", 0, 64 * 1024 * 1024))
+    assert f"count={4 * 1024 * 1024}" in transport.calls[0].argv
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "/bin/dd: failed to open '/spool/out.txt': No such file or directory\n",
+        "/bin/dd: /spool/out.txt: cannot skip: Invalid argument\n",
+    ],
+    ids=["missing", "beyond-filesystem"],
+)
+def test_read_output_nothing_to_read_is_empty(stderr: str) -> None:
+    """A file that does not exist yet, or an offset no file can reach, reads as b""."""
+    pool, _ = dd_pool(failed(stderr))
+    assert run(lambda: pool.read_output("/spool/out.txt", 0, 100)) == b""
+
+
+@pytest.mark.parametrize(
+    ("stderr", "match"),
+    [
+        ("/bin/dd: failed to open '/spool/out.txt': Permission denied\n", "Permission denied"),
+        ("/bin/dd: error reading '/spool': Is a directory\n", "Is a directory"),
+        ("/bin/dd: failed to open '/spool/f/x': Not a directory\n", "Not a directory"),
+        ("", "exit status 1"),
+    ],
+    ids=["permission", "directory", "not-a-directory", "silent"],
+)
+def test_read_output_unreadable_is_a_pool_error(stderr: str, match: str) -> None:
+    """Any other dd failure is a PoolError carrying dd's message, partial stdout discarded."""
+    pool, _ = dd_pool(CommandResult(1, b"partial", stderr.encode()))
+    with pytest.raises(PoolError, match=match):
+        run(lambda: pool.read_output("/spool/out.txt", 0, 100))
+
+
+def test_read_output_message_naming_the_controller_is_still_a_pool_error() -> None:
+    """A path that reads like a Slurm "unreachable" message does not make the pool unreachable."""
+    path = "/spool/Unable to contact slurm controller/out.txt"
+    pool, _ = dd_pool(failed(f"/bin/dd: failed to open '{path}': Permission denied\n"))
+    with pytest.raises(PoolError):
+        run(lambda: pool.read_output(path, 0, 100))
+
+
+@pytest.mark.parametrize("returncode", [126, 127])
+def test_read_output_without_dd_is_unreachable(returncode: int) -> None:
+    """The remote shell not finding or not running dd is PoolUnreachable, like a missing binary."""
+    pool, _ = dd_pool(failed("sh: 1: /bin/dd: not found\n", returncode))
+    with pytest.raises(PoolUnreachable, match="/bin/dd"):
+        run(lambda: pool.read_output("/spool/out.txt", 0, 100))
+
+
+def test_read_output_transport_failure_is_unreachable() -> None:
+    """A transport that cannot reach the pool raises PoolUnreachable."""
+    pool, _ = dd_pool(PoolUnreachable("ssh: cannot connect"))
+    with pytest.raises(PoolUnreachable, match="cannot connect"):
+        run(lambda: pool.read_output("/spool/out.txt", 0, 100))
+
+
+@pytest.mark.parametrize(
+    ("path", "offset", "limit"),
+    [
+        ("spool/out.txt", 0, 100),
+        ("", 0, 100),
+        ("/spool/a\0b", 0, 100),
+        ("/spool/a\nb", 0, 100),
+        ("/spool/out.txt", -1, 100),
+        ("/spool/out.txt", 0, -1),
+        ("/spool/out.txt", 2**63, 100),
+    ],
+    ids=["relative", "empty", "nul", "newline", "negative-offset", "negative-limit", "off_t"],
+)
+def test_read_output_bad_request_runs_nothing(path: str, offset: int, limit: int) -> None:
+    """A request that cannot be a byte range of an absolute path is a PoolError before any I/O."""
+    pool, transport = dd_pool()
+    with pytest.raises(PoolError):
+        run(lambda: pool.read_output(path, offset, limit))
+    assert transport.calls == []
+
+
+def test_read_output_of_zero_bytes_runs_nothing() -> None:
+    """limit=0 answers b"" without a round trip."""
+    pool, transport = dd_pool()
+    assert run(lambda: pool.read_output("/spool/out.txt", 5, 0)) == b""
+    assert transport.calls == []

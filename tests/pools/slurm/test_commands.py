@@ -251,3 +251,94 @@ def test_job_commands_reject_non_ids(bad: str) -> None:
 def test_array_task_id_is_accepted() -> None:
     """An array task id `123_4` is a job id."""
     assert commands.scancel_argv("123_4") == ["scancel", "123_4"]
+
+
+# -- read_output: dd ---------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def dd(path: str, skip: int, count: int, bs: int) -> list[str]:
+    return [
+        "/bin/dd",
+        f"if={path}",
+        "iflag=skip_bytes,count_bytes,fullblock,nonblock",
+        f"skip={skip}",
+        f"count={count}",
+        f"bs={bs}",
+        "status=none",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "offset", "limit", "argv"),
+    [
+        ("/spool/out.txt", 0, 1, dd("/spool/out.txt", 0, 1, 1)),
+        ("/spool/out.txt", 0, 4096, dd("/spool/out.txt", 0, 4096, 4096)),
+        ("/spool/out.txt", 123, MIB, dd("/spool/out.txt", 123, MIB, MIB)),
+        ("/spool/out.txt", 5, MIB + 1, dd("/spool/out.txt", 5, MIB + 1, MIB)),
+        ("/spool/out.txt", 7, 4 * MIB, dd("/spool/out.txt", 7, 4 * MIB, MIB)),
+        ("/spool/out.txt", 7, 4 * MIB + 1, dd("/spool/out.txt", 7, 4 * MIB, MIB)),
+        ("/spool/out.txt", 0, 10**12, dd("/spool/out.txt", 0, 4 * MIB, MIB)),
+        ("/o", 2**63 - 1, 1, dd("/o", 2**63 - 1, 1, 1)),
+    ],
+    ids=["one-byte", "small", "one-mib", "over-one-mib", "max", "cut-to-max", "huge", "max-off"],
+)
+def test_read_output_argv(path: str, offset: int, limit: int, argv: list[str]) -> None:
+    """dd counts bytes (skip_bytes,count_bytes), at most 4 MiB, with a buffer of at most 1 MiB."""
+    assert commands.read_output_argv(path, offset, limit) == argv
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tmp/x; touch /tmp/pwned",
+        "/tmp/$(touch /tmp/pwned2)/`id`",
+        "/tmp/a b\tc'd\"e",
+        "/tmp/of=/etc/passwd",
+        "/tmp/ count=1 /x",
+        "/tmp/caf\u00e9/\udcff",
+        "/-x",
+        "//--help",
+    ],
+)
+def test_read_output_argv_path_is_one_if_word(path: str) -> None:
+    """Any absolute path, metacharacters and `=` included, is only the value of `if=`."""
+    argv = commands.read_output_argv(path, 0, 10)
+    assert argv[1] == f"if={path}"
+    assert argv[0] == "/bin/dd" and argv[2:] == dd(path, 0, 10, 10)[2:]
+
+
+@pytest.mark.parametrize(
+    ("path", "offset", "limit", "match"),
+    [
+        ("spool/out.txt", 0, 1, "absolute"),
+        ("", 0, 1, "absolute"),
+        ("-out.txt", 0, 1, "absolute"),
+        ("~/out.txt", 0, 1, "absolute"),
+        ("/spool/a\0b", 0, 1, "NUL"),
+        ("/spool/a\nb", 0, 1, "newline"),
+        ("/spool/out.txt", -1, 1, "offset"),
+        ("/spool/out.txt", 2**63, 1, "offset"),
+        ("/spool/out.txt", 0, -1, "limit"),
+    ],
+)
+def test_check_read_request_refuses(path: str, offset: int, limit: int, match: str) -> None:
+    """Relative paths, NUL or newline in the path, negative or off_t-overflowing numbers fail."""
+    with pytest.raises(ValueError, match=match):
+        commands.check_read_request(path, offset, limit)
+    with pytest.raises(ValueError, match=match):
+        commands.read_output_argv(path, offset, limit)
+
+
+def test_check_read_request_accepts_a_zero_limit() -> None:
+    """A zero limit is a valid request (nothing to read), but no dd argv exists for it."""
+    commands.check_read_request("/spool/out.txt", 0, 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        commands.read_output_argv("/spool/out.txt", 0, 0)
+
+
+def test_read_output_environment_pins_the_messages_language() -> None:
+    """dd runs with LC_ALL=C so that its error messages can be recognised."""
+    assert commands.READ_OUTPUT_ENVIRONMENT == {"LC_ALL": "C"}
+    assert (commands.READ_OUTPUT_MAX, commands.READ_OUTPUT_BLOCK) == (4 * MIB, MIB)

@@ -569,3 +569,46 @@ def test_lab_beta_capture_counts_a_3_gpu_job() -> None:
     snapshot = {n.name: n for n in parse.nodes_of_partition(nodes, "gpu")}
     assert snapshot["beta-n2"] == NodeSnapshot("beta-n2", 8, 5, 16, 14, 64000, 63000, True)
     assert [n.gpus_free for name, n in sorted(snapshot.items()) if name != "beta-n2"] == [8, 8, 8]
+
+
+# -- dd (read_output) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stderr", "nothing"),
+    [
+        ("/bin/dd: failed to open '/spool/out-7.txt': No such file or directory\n", True),
+        ("dd: failed to open '/spool/out-7.txt': No such file or directory\n", True),
+        ("dd: failed to open '/spool/a'$'\\r''b': No such file or directory", True),
+        ("/bin/dd: /spool/out-7.txt: cannot skip: Invalid argument\n", True),
+        ("motd\ndd: failed to open '/x': No such file or directory\n", True),
+        ("/bin/dd: failed to open '/spool/out-7.txt': Permission denied\n", False),
+        ("dd: failed to open '/x: No such file or directory': Permission denied\n", False),
+        ("dd: failed to open '/spool/f/x': Not a directory\n", False),
+        ("/bin/dd: error reading '/spool': Is a directory\n", False),
+        ("/bin/cat: /x: No such file or directory\n", False),
+        ("dd: error reading '/x': Input/output error\n", False),
+        ("dd: invalid number: '9223372036854775808': Value too large for defined data type", False),
+        ("sh: 1: /bin/dd: not found\n", False),
+        ("", False),
+    ],
+    ids=[
+        "missing",
+        "missing-bare-dd",
+        "missing-escaped",
+        "beyond-filesystem",
+        "noise-first",
+        "permission",
+        "forged-path",
+        "not-a-directory",
+        "directory",
+        "other-command",
+        "io-error",
+        "bad-number",
+        "no-dd",
+        "empty",
+    ],
+)
+def test_dd_nothing_to_read(stderr: str, nothing: bool) -> None:
+    """Only "no such file" and "cannot skip: Invalid argument" (dd 9.1, LC_ALL=C) mean b""."""
+    assert parse.dd_nothing_to_read(stderr) is nothing

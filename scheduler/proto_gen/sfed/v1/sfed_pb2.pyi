@@ -212,6 +212,28 @@ class Explanation(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[JobEvent]
     def __init__(self, job_id: _Optional[int] = ..., state: _Optional[str] = ..., summary: _Optional[str] = ..., pool_reasons: _Optional[_Iterable[str]] = ..., history: _Optional[_Iterable[_Union[JobEvent, _Mapping]]] = ...) -> None: ...
 
+class StreamOutputRequest(_message.Message):
+    __slots__ = ("job_id", "offset", "stderr", "follow")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    offset: int
+    stderr: bool
+    follow: bool
+    def __init__(self, job_id: _Optional[int] = ..., offset: _Optional[int] = ..., stderr: _Optional[bool] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("data", "offset", "attempt")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    attempt: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+
 class ListPoolsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -64,6 +64,11 @@ class FederationStub:
                 request_serializer=sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.SerializeToString,
                 response_deserializer=sfed_dot_v1_dot_sfed__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.StreamOutput = channel.unary_stream(
+                '/sfed.v1.Federation/StreamOutput',
+                request_serializer=sfed_dot_v1_dot_sfed__pb2.StreamOutputRequest.SerializeToString,
+                response_deserializer=sfed_dot_v1_dot_sfed__pb2.OutputChunk.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -109,6 +114,14 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamOutput(self, request, context):
+        """The job's output from byte `offset` on; with follow, until the job has ended. For the
+        job's owner or an admin (a MUNGE credential, as for SubmitJob).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +154,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.ExplainJob,
                     request_deserializer=sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.FromString,
                     response_serializer=sfed_dot_v1_dot_sfed__pb2.Explanation.SerializeToString,
+            ),
+            'StreamOutput': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamOutput,
+                    request_deserializer=sfed_dot_v1_dot_sfed__pb2.StreamOutputRequest.FromString,
+                    response_serializer=sfed_dot_v1_dot_sfed__pb2.OutputChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +323,33 @@ class Federation:
             '/sfed.v1.Federation/ExplainJob',
             sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.SerializeToString,
             sfed_dot_v1_dot_sfed__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sfed.v1.Federation/StreamOutput',
+            sfed_dot_v1_dot_sfed__pb2.StreamOutputRequest.SerializeToString,
+            sfed_dot_v1_dot_sfed__pb2.OutputChunk.FromString,
             options,
             channel_credentials,
             insecure,

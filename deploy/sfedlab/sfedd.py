@@ -1,0 +1,118 @@
+"""The lab's own sfedd: the federation behind the door, on its embedded SQLite store.
+
+It federates the lab's pools (beta through the lab's sshd, to exercise the SSH transport),
+publishes the capabilities file the door's job_submit shim reads, and listens on a Unix
+socket that the door's proxy jobs reach through a small `sfed-proxy` launcher script.
+Stdlib only: sfedd itself runs from the project's virtual environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import procs
+from .errors import LabError
+from .federation import federation_config, write_config
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+__all__ = ["LabSfedd"]
+
+
+class LabSfedd:
+    """Files and process of the lab's sfedd, all under `dir`."""
+
+    def __init__(self, lab: Lab, dir: Path, bin_dir: Path) -> None:
+        self.lab = lab
+        self.dir = dir
+        self.bin_dir = bin_dir
+        self.config = dir / "sfed.yaml"
+        self.socket = dir / "sfed.sock"
+        self.pid_file = dir / "sfedd.pid"
+        self.log = dir / "sfedd.log"
+        self.store_url = f"sqlite:///{dir / 'sfed.db'}"
+        self.proxy_launcher = dir / "bin" / "sfed-proxy"
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.socket}"
+
+    def alive(self) -> int | None:
+        return procs.alive_from(self.pid_file, str(self.config))
+
+    def write_files(self) -> bool:
+        """The config and the proxy launcher; True when the config changed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spools = {}
+        for spec in self.lab.clusters:
+            spool = self.lab.root / spec.name / "sfed-spool"
+            spool.mkdir(parents=True, exist_ok=True)
+            spool.chmod(0o1777)  # jobs of every user write their output here, as in /tmp
+            spools[spec.name] = spool
+        config = federation_config(
+            self.lab,
+            store_url=self.store_url,
+            socket=self.socket,
+            ssh_pools=("beta",),
+            name="lab",
+            log_file=self.log,
+            capabilities=self.lab.door_capabilities_path() if self.lab.door else None,
+            spools=spools,
+        )
+        before = self.config.read_text() if self.config.exists() else None
+        write_config(config, self.config)
+        launcher = (
+            "#!/bin/sh\n# The door's proxy jobs reach the lab's sfedd through this launcher.\n"
+            f'exec {self.bin_dir / "sfed-proxy"} --address unix:{self.socket} "$@"\n'
+        )
+        self.proxy_launcher.parent.mkdir(parents=True, exist_ok=True)
+        if not self.proxy_launcher.exists() or self.proxy_launcher.read_text() != launcher:
+            self.proxy_launcher.write_text(launcher)
+        self.proxy_launcher.chmod(0o755)
+        return before != self.config.read_text()
+
+    def up(self) -> str:
+        """Start sfedd unless it runs with the current config; returns what it did."""
+        sfedd = self.bin_dir / "sfedd"
+        if not sfedd.exists():
+            raise LabError(f"sfedd: {sfedd} not found: install the project first (make venv)")
+        changed = self.write_files()
+        if self.alive() is not None and not changed and self._answers():
+            return "running"
+        restarted = procs.stop(self.pid_file, str(self.config))
+        self.socket.unlink(missing_ok=True)
+        procs.spawn([str(sfedd), "-c", str(self.config)], pid_file=self.pid_file,
+                    out_file=self.dir / "sfedd.out", env=dict(os.environ, SFED_FAULTS=""))  # fmt: skip
+        return "restarted" if restarted else "started"
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait until sfedd accepts connections on its socket."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.alive() is None:
+                raise LabError(f"sfedd exited (log {self.log})",
+                               procs.tail(self.dir / "sfedd.out") + procs.tail(self.log))  # fmt: skip
+            if self._answers():
+                return
+            time.sleep(0.1)
+        raise LabError(
+            f"sfedd not listening on {self.socket} after {timeout:.0f}s", procs.tail(self.log)
+        )
+
+    def down(self) -> None:
+        procs.stop(self.pid_file, str(self.config), timeout=15.0)
+        self.socket.unlink(missing_ok=True)
+
+    def _answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            try:
+                sock.connect(str(self.socket))
+            except OSError:
+                return False
+            return True

@@ -1,0 +1,70 @@
+"""Where a remote job's output goes on its pool, and so where sfedd reads it back. Pure."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from scheduler.domain import Job
+from scheduler.pathmap import PathMap
+
+__all__ = ["OutputPaths", "remote_output_paths"]
+
+_PATTERN = re.compile(r"%(.)")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Paths on the pool; stderr None = joined with stdout; None = not known to sfedd."""
+
+    stdout: str | None
+    stderr: str | None
+
+
+def _expand(pattern: str, job: Job, remote_id: str | None) -> str | None:
+    """sbatch's filename pattern for the fields sfedd knows; None when it cannot tell."""
+    values = {"j": remote_id, "x": job.request.job_name, "u": job.user, "%": "%"}
+    unknown = False
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal unknown
+        value = values.get(match.group(1))
+        if value is None:
+            unknown = True
+            return ""
+        return value
+
+    expanded = _PATTERN.sub(sub, pattern)
+    return None if unknown else expanded
+
+
+def remote_output_paths(
+    job: Job,
+    attempt: int,
+    remote_id: str | None,
+    *,
+    federation: str,
+    spool_dir: str | None,
+    path_map: PathMap,
+) -> OutputPaths:
+    """A job that names no output file writes to the pool's spool dir (when configured),
+    under a name of sfedd's; otherwise the user's paths, mapped and expanded."""
+    request = job.request
+    chdir = path_map.translate(request.chdir) if request.chdir else None
+
+    def resolve(pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        path = _expand(path_map.translate(pattern), job, remote_id)
+        if path is not None and not path.startswith("/"):
+            path = posixpath.join(chdir, path) if chdir else None
+        return path
+
+    if request.output is None and spool_dir:
+        stdout: str | None = f"{spool_dir.rstrip('/')}/{federation}-{job.id}-{attempt}.out"
+    elif request.output is None:
+        stdout = resolve("slurm-%j.out")  # sbatch's default
+    else:
+        stdout = resolve(request.output)
+    return OutputPaths(stdout=stdout, stderr=resolve(request.error))

@@ -1,0 +1,1 @@
+"""sfed-proxy: the front-door side of a federated job."""

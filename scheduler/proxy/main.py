@@ -1,0 +1,211 @@
+"""sfed-proxy: runs as the front-door job and stands in for the federated job.
+
+It hands the job to sfedd (idempotently: front-door cluster + job id + restart count), writes
+the remote job's output to its own stdout (the user's -o file on the front door), shows the
+remote state in the front-door job's comment, turns SIGTERM (scancel, time limit) into a
+remote cancel, and exits with the remote job's exit code. It retries while sfedd is
+unreachable, so a restart of sfedd loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from scheduler.cli.client import Client, ClientError
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.proxy.wrapper import Wrapper, WrapperError, parse_wrapper
+
+__all__ = ["build_spec", "client_key", "main"]
+
+T = TypeVar("T")
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Environment of the front-door job that the remote job needs to behave the same.
+FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
+                 "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP")  # fmt: skip
+
+
+def say(message: str) -> None:
+    """One line on the job's stderr (the user's -e or -o file)."""
+    print(f"sfed-proxy: {message}", file=sys.stderr, flush=True)
+
+
+def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpec:
+    """The federated job's spec: the original request, the unchanged script."""
+    spec = pb.JobSpec(
+        script=wrapper.script, job_name=wrapper.text("job_name") or "sbatch", chdir=cwd
+    )
+    spec.nodes = wrapper.number("nodes") or 1
+    ntasks = wrapper.number("ntasks")
+    per_node = wrapper.number("ntasks_per_node")
+    if ntasks is None and per_node is not None:
+        ntasks = per_node * spec.nodes
+    if ntasks is not None:
+        spec.ntasks = ntasks
+    gpus = wrapper.number("gpus_per_node")
+    spec.gres = f"gpu:{gpus}" if gpus else ""
+    spec.cpus_per_task = wrapper.number("cpus_per_task") or 1
+    mem = wrapper.number("mem_per_node_mb")
+    if mem is not None:
+        spec.mem_per_node_mb = mem
+    limit = wrapper.number("time_limit_min")
+    if limit is not None:
+        spec.time_limit_min = limit
+    spec.requeue = wrapper.fields.get("requeue") == "1"
+    spec.environment.update({k: environ[k] for k in FORWARDED_ENV if k in environ})
+    spec.environment["SFED_FRONT_DOOR_JOB_ID"] = environ.get("SLURM_JOB_ID", "")
+    return spec
+
+
+def client_key(environ: dict[str, str]) -> str:
+    """Front-door cluster + job id + restart count: one federation job per run of the proxy
+    job, however often this proxy retries or is restarted."""
+    cluster = environ.get("SLURM_CLUSTER_NAME", "door")
+    return f"{cluster}/{environ['SLURM_JOB_ID']}/{environ.get('SLURM_RESTART_COUNT', '0')}"
+
+
+class Proxy:
+    def __init__(self, client: Client, environ: dict[str, str], retry_for: float) -> None:
+        self.client, self.environ, self.retry_for = client, environ, retry_for
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+        self.job_id = 0
+
+    def retrying(self, what: str, call: Callable[[], T]) -> T:
+        """Call until sfedd answers (it may be restarting), for at most retry_for seconds."""
+        deadline, delay, warned = time.monotonic() + self.retry_for, 0.5, False
+        while True:
+            try:
+                return call()
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE or time.monotonic() > deadline:
+                    raise
+                if not warned:
+                    say(f"sfedd unreachable ({what}); retrying")
+                    warned = True
+            except ClientError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def set_comment(self, text: str) -> None:
+        """Show the remote state in the front-door job (squeue -o %k, scontrol show job)."""
+        job = self.environ.get("SLURM_JOB_ID")
+        if job:
+            subprocess.run(["scontrol", "update", f"jobid={job}", f"comment={text}"],
+                           capture_output=True, timeout=30, check=False)  # fmt: skip
+
+    def stream_output(self) -> None:
+        """Copy the remote output to stdout, resuming at the last byte after a reconnect."""
+        out, offset = sys.stdout.buffer, 0
+        while not self.done.is_set():
+            request = pb.StreamOutputRequest(job_id=self.job_id, offset=offset, follow=True)
+            try:
+                for chunk in self.client.federation.StreamOutput(request):
+                    if chunk.offset != offset:  # a new attempt starts its file anew
+                        offset = chunk.offset
+                    out.write(chunk.data)
+                    out.flush()
+                    offset += len(chunk.data)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    say(f"output not available: {exc.details()}")
+                    return
+            except ClientError:
+                pass
+            time.sleep(1.0)
+
+    def follow_state(self) -> pb.JobInfo:
+        """Wait for the job to end, updating the comment and honouring a cancel."""
+        last, cancel_sent = "", False
+        while True:
+            if self.cancel.is_set() and not cancel_sent:
+                self.retrying("cancel", lambda: self.client.federation.CancelJob(
+                    pb.CancelJobRequest(job_id=self.job_id)))  # fmt: skip
+                cancel_sent = True
+            job: pb.JobInfo = self.retrying(
+                "state", lambda: self.client.federation.GetJob(pb.GetJobRequest(job_id=self.job_id))
+            )
+            where = f" on {job.pool} (job {job.remote_id})" if job.remote_id else ""
+            state = f"sfed {job.id}: {job.state}{where}"
+            if state != last:
+                self.set_comment(state)
+                last = state
+            if job.state in TERMINAL:
+                return job
+            self.cancel.wait(1.0)
+
+    def run(self, wrapper: Wrapper) -> int:
+        spec = build_spec(wrapper, self.environ, os.getcwd())
+        request = pb.SubmitJobRequest(spec=spec, client_key=client_key(self.environ))
+        try:
+            reply = self.retrying("submit", lambda: self.client.federation.SubmitJob(request))
+        except grpc.RpcError as exc:
+            say(f"the federation refused the job: {exc.details()}")
+            self.set_comment(f"sfed: refused: {exc.details()}"[:200])
+            return 1
+        self.job_id = reply.job_id
+        say(f"federation job {self.job_id}")
+        streamer = threading.Thread(target=self.stream_output, daemon=True)
+        streamer.start()
+        job = self.follow_state()
+        streamer.join(timeout=30)  # the rest of the output, read after the end
+        self.done.set()
+        if job.state == "COMPLETED":
+            return 0
+        if job.state == "CANCELLED":
+            say(f"federation job {job.id} cancelled")
+            return 143
+        code = job.exit_code if job.HasField("exit_code") else 0
+        say(f"federation job {job.id} {job.state}" + (f": {job.reason}" if job.reason else ""))
+        return code if code else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sfed-proxy", description=__doc__)
+    parser.add_argument("--wrapper", required=True, help="the proxy job's own script ($0)")
+    parser.add_argument(
+        "--address", default=os.environ.get("SFED_ADDRESS", "unix:/run/sfed/sfed.sock")
+    )
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=3600.0,
+        help="seconds to keep retrying while sfedd is unreachable",
+    )
+    args = parser.parse_args(argv)
+    try:
+        wrapper = parse_wrapper(Path(args.wrapper).read_bytes())
+    except (OSError, WrapperError) as exc:
+        say(f"cannot read the job: {exc}")
+        return 1
+    environ = dict(os.environ)
+    if "SLURM_JOB_ID" not in environ:
+        say("not running as a Slurm job (no SLURM_JOB_ID)")
+        return 1
+    with Client(args.address, timeout=30.0) as client:
+        proxy = Proxy(client, environ, args.retry_for)
+
+        def on_term(signum: int, frame: Any) -> None:
+            proxy.cancel.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        return proxy.run(wrapper)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Slurm client helpers for the lab tests."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from sfedlab import Lab
+
+
+def slurm_bytes(lab: Lab, cluster: str, *argv: str, stdin: bytes | None = None) -> bytes:
+    """Run a Slurm client on a lab cluster; return its stdout unchanged."""
+    res = subprocess.run(argv, env=lab.env(cluster), input=stdin, capture_output=True,
+                         timeout=30, check=False)  # fmt: skip
+    assert res.returncode == 0, f"{argv}: {res.stderr.decode(errors='replace')}"
+    return res.stdout
+
+
+def slurm(lab: Lab, cluster: str, *argv: str) -> str:
+    """Run a Slurm client on a lab cluster; return stdout."""
+    return slurm_bytes(lab, cluster, *argv).decode()
+
+
+def job_field(lab: Lab, cluster: str, job: str, key: str) -> str:
+    """One `Key=value` field of `scontrol show job`."""
+    fields = slurm(lab, cluster, "scontrol", "show", "job", job).split()
+    return next(f.partition("=")[2] for f in fields if f.partition("=")[0] == key)
+
+
+def wait_job(lab: Lab, cluster: str, job: str, states: set[str], timeout: float = 60) -> str:
+    """Poll `scontrol show job` until the job reaches one of `states`; return it."""
+    deadline = time.monotonic() + timeout
+    while (state := job_field(lab, cluster, job, "JobState")) not in states:
+        assert time.monotonic() < deadline, f"job {job} still {state} after {timeout}s"
+        time.sleep(0.2)
+    return state

@@ -1,0 +1,47 @@
+"""Tests of scheduler.loop.capabilities: the file the front door's shim reads."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scheduler.domain import NodeSnapshot, PoolSnapshot, PoolState
+from scheduler.loop.capabilities import render_capabilities, write_atomically
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def node(name: str, gpus: int, cpus: int = 16, mem: int = 64000) -> NodeSnapshot:
+    """A node with the given totals, all free."""
+    return NodeSnapshot(name, gpus, gpus, cpus, cpus, mem, mem)
+
+
+def test_one_line_per_pool_and_gpu_size() -> None:
+    """A pool with 4- and 8-GPU nodes gets a line for each size, counting the larger nodes too."""
+    pools = [
+        PoolSnapshot("alpha", PoolState.UP, (node("a1", 4), node("a2", 4))),
+        PoolSnapshot("beta", PoolState.DRAINED, (node("b1", 8, cpus=32), node("b2", 4))),
+    ]
+    assert render_capabilities(pools, "fed", NOW).splitlines() == [
+        f"version=1 generated={int(NOW.timestamp())} partition=fed",
+        "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP",
+        "pool=beta nodes=1 gpus_per_node=8 cpus_per_node=32 mem_mb_per_node=64000 state=DRAINED",
+        "pool=beta nodes=2 gpus_per_node=4 cpus_per_node=32 mem_mb_per_node=64000 state=DRAINED",
+    ]
+
+
+def test_pool_without_nodes_has_no_line() -> None:
+    """A pool never reached contributes nothing."""
+    text = render_capabilities([PoolSnapshot("gamma", PoolState.UNREACHABLE, ())], "fed", NOW)
+    assert text.splitlines()[1:] == []
+
+
+def test_write_replaces_whole_file_readable(tmp_path: Path) -> None:
+    """The file is replaced in one rename, world-readable, with no temp file left behind."""
+    path = tmp_path / "run" / "capabilities"
+    write_atomically(path, "one\n")
+    write_atomically(path, "two\n")
+    assert path.read_text() == "two\n"
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in path.parent.iterdir()) == ["capabilities"]

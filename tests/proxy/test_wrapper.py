@@ -1,0 +1,79 @@
+"""Tests of scheduler.proxy.wrapper and the spec the proxy builds from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.proxy.main import build_spec, client_key
+from scheduler.proxy.wrapper import WrapperError, parse_wrapper
+
+SCRIPT = b"#!/bin/bash\n#SBATCH -N 2\necho caf\xc3\xa9 \xff\n#SFED-SCRIPT\nexit 3\n"
+
+
+def wrapper(
+    request: str = "v=1 nodes=2 ntasks=- gpus_per_node=4 cpus_per_task=- mem_per_node_mb=- "
+    "time_limit_min=60 job_name=x%3B%20touch%20%2Ftmp%2Fpwned requeue=0",
+    script: bytes = SCRIPT,
+) -> bytes:
+    """A wrapper as the shim writes it."""
+    return (
+        b'#!/bin/sh\n# sfed proxy job\nexec /opt/sfed/bin/sfed-proxy --wrapper "$0"\n'
+        + b"#SFED-REQUEST "
+        + request.encode()
+        + b"\n#SFED-SCRIPT\n"
+        + script
+    )
+
+
+def test_script_is_returned_byte_for_byte() -> None:
+    """The script after the marker comes back unchanged, even with a marker line inside."""
+    assert parse_wrapper(wrapper()).script == SCRIPT
+
+
+def test_request_fields_and_percent_decoding() -> None:
+    """Numbers parse, '-' is unset, the job name is percent-decoded."""
+    parsed = parse_wrapper(wrapper())
+    assert (parsed.number("nodes"), parsed.number("ntasks"), parsed.number("time_limit_min")) == (
+        2,
+        None,
+        60,
+    )
+    assert parsed.text("job_name") == "x; touch /tmp/pwned"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"#!/bin/bash\necho hi\n", "no #SFED-REQUEST line"),
+        (b"#!/bin/sh\n#SFED-REQUEST v=1 nodes=1\necho\n", "no #SFED-SCRIPT line"),
+        (b"#!/bin/sh\n#SFED-REQUEST v=2 nodes=1\n#SFED-SCRIPT\n", "unsupported wrapper version"),
+        (b"#!/bin/sh\n#SFED-REQUEST v=1 nodes\n#SFED-SCRIPT\n", "malformed #SFED-REQUEST item"),
+    ],
+    ids=["plain-script", "no-marker", "version", "malformed"],
+)
+def test_bad_wrappers_are_refused(data: bytes, message: str) -> None:
+    """Files that are not wrappers of this version are refused with the reason."""
+    with pytest.raises(WrapperError, match=message):
+        parse_wrapper(data)
+
+
+def test_spec_carries_the_original_request() -> None:
+    """The spec has the original size, the script, and the array environment."""
+    env = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3", "HOME": "/root"}
+    spec = build_spec(parse_wrapper(wrapper()), env, "/home/u")
+    assert (spec.nodes, spec.gres, spec.time_limit_min, spec.chdir) == (2, "gpu:4", 60, "/home/u")
+    assert spec.script == SCRIPT and spec.job_name == "x; touch /tmp/pwned"
+    assert dict(spec.environment) == {"SLURM_ARRAY_TASK_ID": "3", "SFED_FRONT_DOOR_JOB_ID": "41"}
+
+
+def test_ntasks_per_node_sets_total_tasks() -> None:
+    """ntasks-per-node becomes the total task count across the nodes."""
+    parsed = parse_wrapper(wrapper("v=1 nodes=2 ntasks_per_node=4 job_name=j"))
+    assert build_spec(parsed, {}, "/").ntasks == 8
+
+
+def test_client_key_includes_the_restart_count() -> None:
+    """A requeued front-door job is a new federation job; a retried proxy is the same one."""
+    env = {"SLURM_CLUSTER_NAME": "door", "SLURM_JOB_ID": "41"}
+    assert client_key(env) == "door/41/0"
+    assert client_key({**env, "SLURM_RESTART_COUNT": "2"}) == "door/41/2"
