@@ -49,6 +49,13 @@ def _job_id(text: str) -> int:
     return int(text)
 
 
+def resolve_job(client: Client, text: str) -> int:
+    """A federation job id, or a front-door job as <cluster>:<id> (the id sbatch printed)."""
+    if ":" in text or "/" in text:
+        return int(client.federation.GetJob(pb.GetJobRequest(front_door=text)).id)
+    return _job_id(text)
+
+
 def cmd_pools(client: Client, args: argparse.Namespace) -> int:
     response = client.admin.ListPools(pb.ListPoolsRequest())
     print(_json(response) if args.json else fmt.pools_table(response.pools))
@@ -91,20 +98,22 @@ def cmd_queue(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_show(client: Client, args: argparse.Namespace) -> int:
-    job = client.federation.GetJob(pb.GetJobRequest(job_id=_job_id(args.job)))
+    job = client.federation.GetJob(pb.GetJobRequest(job_id=resolve_job(client, args.job)))
     print(_json(job) if args.json else fmt.job_details(job))
     return 0
 
 
 def cmd_explain(client: Client, args: argparse.Namespace) -> int:
-    explanation = client.federation.ExplainJob(pb.ExplainJobRequest(job_id=_job_id(args.job)))
+    explanation = client.federation.ExplainJob(
+        pb.ExplainJobRequest(job_id=resolve_job(client, args.job))
+    )
     print(_json(explanation) if args.json else fmt.explanation(explanation))
     return 0
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     for text in args.jobs:
-        job = client.federation.CancelJob(pb.CancelJobRequest(job_id=_job_id(text)))
+        job = client.federation.CancelJob(pb.CancelJobRequest(job_id=resolve_job(client, text)))
         if not args.quiet:
             print(f"job {job.id}: {'cancel requested' if job.cancel_requested else job.state}")
     return 0
@@ -129,7 +138,9 @@ def cmd_history(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_watch(client: Client, args: argparse.Namespace) -> int:
-    for event in client.federation.WatchJob(pb.WatchJobRequest(job_id=_job_id(args.job))):
+    for event in client.federation.WatchJob(
+        pb.WatchJobRequest(job_id=resolve_job(client, args.job))
+    ):
         print(_json(event).replace("\n", "") if args.json else fmt.event_line(event), flush=True)
     return 0
 

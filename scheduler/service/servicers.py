@@ -100,7 +100,20 @@ class FederationServicer(pb_grpc.FederationServicer):
         return convert.job_info(job, await _db(self.store.attempts, job_id))
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
-        return await self._job(request.job_id, context)
+        if not request.front_door:
+            return await self._job(request.job_id, context)
+        try:
+            prefix = validate.front_door_id(request.front_door)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        job = await _db(self.store.job_by_key_prefix, prefix)
+        if job is None:
+            await abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"front-door job {request.front_door} is not known to the federation",
+            )
+        return await self._job(job.id, context)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
         try:

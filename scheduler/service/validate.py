@@ -12,6 +12,7 @@ __all__ = [
     "MAX_SCRIPT_BYTES",
     "InvalidArgument",
     "client_key",
+    "front_door_id",
     "job_request",
     "pool_name",
     "user_name",
@@ -60,6 +61,17 @@ def client_key(value: str, field: str = "client_key") -> str | None:
     if len(value) > 200 or _CONTROL.search(value):
         raise InvalidArgument(field, "must be at most 200 printable characters")
     return value
+
+
+_FRONT_DOOR = re.compile(r"^([A-Za-z0-9_.-]{1,64})[/:](\d{1,12})$")
+
+
+def front_door_id(value: str, field: str = "front_door") -> str:
+    """ "<cluster>/<job id>" (or "<cluster>:<job id>") -> the client-key prefix "<cluster>/<id>/"."""
+    match = _FRONT_DOOR.match(value)
+    if not match:
+        raise InvalidArgument(field, f"expected <cluster>/<job id>, got {value!r}")
+    return f"{match.group(1)}/{match.group(2)}/"
 
 
 def pool_name(value: str, field: str = "name") -> str:

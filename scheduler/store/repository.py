@@ -281,6 +281,19 @@ class Store:
                 raise
             return existing
 
+    def job_by_key_prefix(self, prefix: str) -> Job | None:
+        """The newest job whose client key starts with `prefix` (e.g. "door/41/")."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            select(JobRow)
+            .where(JobRow.client_key.like(escaped + "%", escape="\\"))
+            .order_by(JobRow.id.desc())
+            .limit(1)
+        )
+        with self._tx() as s:
+            row = s.scalars(query).one_or_none()
+            return _job(row) if row is not None else None
+
     def job_by_key(self, client_key: str) -> Job | None:
         """The job a client created with this idempotency key, if any."""
         with self._tx() as s:

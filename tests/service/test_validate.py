@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
-from scheduler.service.validate import MAX_SCRIPT_BYTES, InvalidArgument, job_request, user_name
+from scheduler.service.validate import (
+    MAX_SCRIPT_BYTES,
+    InvalidArgument,
+    front_door_id,
+    job_request,
+    user_name,
+)
 
 SCRIPT = b"#!/bin/bash\nsrun hostname\n"
 
@@ -77,3 +83,19 @@ def test_bad_user_names(name: str) -> None:
     """User names must look like Unix user names."""
     with pytest.raises(InvalidArgument, match="user"):
         user_name(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix"),
+    [("door/41", "door/41/"), ("door:41", "door/41/"), ("front.a-1/7", "front.a-1/7/")],
+)
+def test_front_door_ids(text: str, prefix: str) -> None:
+    """<cluster>/<id> and <cluster>:<id> name a front-door job."""
+    assert front_door_id(text) == prefix
+
+
+@pytest.mark.parametrize("text", ["41", "door/", "door/4a", "a b/1", "door/1/2"])
+def test_bad_front_door_ids(text: str) -> None:
+    """Anything else is refused with the expected form named."""
+    with pytest.raises(InvalidArgument, match="expected <cluster>/<job id>"):
+        front_door_id(text)

@@ -125,6 +125,21 @@ def test_distinct_client_keys_make_distinct_jobs(store: Store) -> None:
     assert first.id != second.id and store.job_by_key("door/17/1") == second
 
 
+def test_key_prefix_finds_the_latest_run(store: Store) -> None:
+    """A front-door job requeued twice resolves to its latest federation job."""
+    store.add_job("alice", request(), at(0), client_key="door/17/0")
+    latest = store.add_job("alice", request(), at(1), client_key="door/17/1")
+    store.add_job("alice", request(), at(2), client_key="door/170/0")
+    assert store.job_by_key_prefix("door/17/") == latest
+
+
+def test_key_prefix_treats_like_wildcards_literally(store: Store) -> None:
+    """'_' and '%' in a prefix match only themselves."""
+    store.add_job("alice", request(), at(0), client_key="doorX17/0")
+    assert store.job_by_key_prefix("door_17/") is None
+    assert store.job_by_key_prefix("%") is None
+
+
 def test_racing_retries_with_one_key_make_one_job(store: Store) -> None:
     """Four threads adding with one key concurrently all get the same single job."""
     start = threading.Barrier(4)

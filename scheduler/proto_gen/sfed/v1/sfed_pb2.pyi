@@ -67,10 +67,12 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "front_door")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FRONT_DOOR_FIELD_NUMBER: _ClassVar[int]
     job_id: int
-    def __init__(self, job_id: _Optional[int] = ...) -> None: ...
+    front_door: str
+    def __init__(self, job_id: _Optional[int] = ..., front_door: _Optional[str] = ...) -> None: ...
 
 class AttemptInfo(_message.Message):
     __slots__ = ("number", "pool", "remote_id", "state", "exit_code", "reason", "nodelist", "created_at", "started_at", "ended_at")
