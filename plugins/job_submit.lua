@@ -225,6 +225,10 @@ local function read_request(job_desc)
     return nil, string.format("sfed: a node range (-N %d-%d) is not supported on the %s partition: "
       .. "a federated job runs on an exact node count", r.nodes, r.max_nodes, CONFIG.fed_partition)
   end
+  if r.exclusive then
+    return nil, "sfed: --exclusive is not supported on the " .. CONFIG.fed_partition
+      .. " partition; a federated job gets the GPUs, CPUs and memory it asks per node"
+  end
   if r.time_limit_min == INFINITE then
     return nil, "sfed: an unlimited time limit is not accepted on the " .. CONFIG.fed_partition
       .. " partition; give a limit such as --time=1-00:00:00"
@@ -309,6 +313,11 @@ local function parse_capabilities(text)
   end
   if header == nil then
     return nil, "no version header"
+  end
+  if #pools == 0 then
+    -- sfedd leaves out pools whose nodes it does not know yet (e.g. just started): no pool
+    -- line means "nothing known", not "nothing can run".
+    return nil, "it lists no pools"
   end
   header.pools = pools
   return header
@@ -414,9 +423,6 @@ local function check_capabilities(caps, r)
       return nil
     end
     parts[#parts + 1] = printable(pool.name) .. ": " .. table.concat(reasons, ", ")
-  end
-  if #parts == 0 then
-    parts[1] = "the federation has no pools"
   end
   return "sfed: no pool of the federation can ever run this job: " .. table.concat(parts, "; ")
 end

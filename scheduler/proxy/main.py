@@ -54,10 +54,19 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
     if ntasks is not None:
         spec.ntasks = ntasks
     gpus = wrapper.number("gpus_per_node")
+    job_gpus = wrapper.number("gpus")
+    if gpus is None and job_gpus:
+        # sbatch -G N: GPUs for the whole job, spread over its nodes (rounded up per node).
+        gpus = -(-job_gpus // spec.nodes)
     spec.gres = f"gpu:{gpus}" if gpus else ""
     spec.cpus_per_task = wrapper.number("cpus_per_task") or 1
     mem = wrapper.number("mem_per_node_mb")
-    if mem is not None:
+    mem_per_cpu = wrapper.number("mem_per_cpu_mb")
+    if mem is None and mem_per_cpu is not None:
+        # --mem-per-cpu: memory per node = per CPU x the CPUs one node runs.
+        tasks_per_node = -(-(spec.ntasks if spec.HasField("ntasks") else spec.nodes) // spec.nodes)
+        mem = mem_per_cpu * tasks_per_node * spec.cpus_per_task
+    if mem:  # 0 (sbatch --mem=0, "all of the node") asks for no particular amount
         spec.mem_per_node_mb = mem
     limit = wrapper.number("time_limit_min")
     if limit is not None:

@@ -77,3 +77,21 @@ def test_client_key_includes_the_restart_count() -> None:
     env = {"SLURM_CLUSTER_NAME": "door", "SLURM_JOB_ID": "41"}
     assert client_key(env) == "door/41/0"
     assert client_key({**env, "SLURM_RESTART_COUNT": "2"}) == "door/41/2"
+
+
+def test_job_gpus_spread_over_nodes() -> None:
+    """-G 6 on 2 nodes asks 3 GPUs per node (rounded up when uneven)."""
+    parsed = parse_wrapper(wrapper("v=1 nodes=2 gpus_per_node=- gpus=6 job_name=j"))
+    assert build_spec(parsed, {}, "/").gres == "gpu:3"
+    uneven = parse_wrapper(wrapper("v=1 nodes=2 gpus_per_node=- gpus=3 job_name=j"))
+    assert build_spec(uneven, {}, "/").gres == "gpu:2"
+
+
+def test_memory_per_cpu_becomes_memory_per_node() -> None:
+    """--mem-per-cpu=500 with 4 tasks of 2 CPUs on 2 nodes is 2000 MB per node."""
+    parsed = parse_wrapper(
+        wrapper(
+            "v=1 nodes=2 ntasks=4 cpus_per_task=2 mem_per_node_mb=- mem_per_cpu_mb=500 job_name=j"
+        )
+    )
+    assert build_spec(parsed, {}, "/").mem_per_node_mb == 2000

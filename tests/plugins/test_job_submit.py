@@ -1,0 +1,618 @@
+"""plugins/job_submit.lua under lua5.1, with job_desc tables as Slurm 22.05.8 builds them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.shim import (
+    ACCESS_DENIED,
+    INFINITE,
+    NO_VAL,
+    NO_VAL16,
+    PLUGIN,
+    SCRIPT,
+    T0,
+    Shim,
+    batch_job,
+    caps_text,
+    request_fields,
+    split_wrapper,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("lua5.1") is None, reason="needs lua5.1")
+
+PROXY = "/opt/sfed/bin/sfed-proxy"
+HEADER = [
+    b"#!/bin/sh",
+    b"# sfed proxy job: the federated job's own script follows the #SFED-SCRIPT line, byte for byte.",
+    b'exec /opt/sfed/bin/sfed-proxy --wrapper "$0"',
+]
+INTERACTIVE = (
+    "sfed: the fed partition takes batch jobs only (sbatch); use srun inside the batch script"
+)
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> Shim:
+    s = Shim(tmp_path)
+    s.write_caps(caps_text())
+    return s
+
+
+# --- jobs that are not federated ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "script"),
+    [
+        ("-p gpu -N 2 --gres=gpu:4 -o out-%j.txt", SCRIPT),
+        ("", SCRIPT),  # no -p: the default partition, gpu here
+        ("-p gpu -N 64 --gres=fpga:1 -t infinite", SCRIPT),  # nothing is checked
+        ("-p gpu", None),  # srun / salloc
+        ("-p fedx", SCRIPT),
+    ],
+)
+def test_non_fed_job_untouched(shim: Shim, args: str, script: bytes | None) -> None:
+    """A job for any other partition returns SUCCESS with no field written and no message."""
+    job = batch_job(args)
+    call = shim.submit(job, script)
+    assert (call.rc, call.raised, call.writes, call.unknown_writes) == (0, None, [], [])
+    assert (call.user, call.info, call.error) == ([], [], [])
+    assert call.script == script
+    assert all(call.fields[k] == job.get(k) for k in call.fields if k != "pn_min_memory")
+
+
+def test_no_partition_with_fed_default_is_converted(shim: Shim) -> None:
+    """With fed the default partition, a job without -p is federated."""
+    parts = {"fed": {"flag_default": 1}, "gpu": {"flag_default": 0}}
+    call = shim.submit(batch_job("-N 2"), part_list=parts)
+    assert call.rc == 0
+    assert call.script is not None and call.script.startswith(HEADER[0] + b"\n" + HEADER[1])
+
+
+# --- the wrapper --------------------------------------------------------------------
+
+
+def test_wrapper_header_exact(shim: Shim) -> None:
+    """The wrapper is the fixed header, the request line, #SFED-SCRIPT, then the script."""
+    call = shim.submit(batch_job("-p fed -N 2 --gres=gpu:4 -o out-%j.txt"))
+    assert call.rc == 0 and call.script is not None
+    head, body = split_wrapper(call.script)
+    assert head[:3] == HEADER
+    assert head[3] == (
+        b"#SFED-REQUEST v=1 nodes=2 ntasks=- ntasks_per_node=- gpus_per_node=4 gpus=-"
+        b" cpus_per_task=- mem_per_node_mb=- mem_per_cpu_mb=- time_limit_min=-"
+        b" exclusive=- job_name=train.sh requeue=-"
+    )
+    assert head[4] == b"#SFED-SCRIPT"
+    assert body == SCRIPT
+
+
+BIG_HEREDOC = (
+    b"#!/bin/bash\ncat > data.csv <<'EOF'\n"
+    + b"1234567,0.125,0.250,abcdefghijklmnopqrstuvwxyz\n" * (1024 * 1024 // 48)
+    + b"EOF\nsrun ./train data.csv\n"
+)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("#!/bin/bash\necho 'héllo wörld ✓ 日本'\n".encode(), id="utf-8"),
+        pytest.param(
+            b"#!/bin/sh\n#SFED-SCRIPT\n#SFED-REQUEST v=1 nodes=99\nexit 0\n", id="markers"
+        ),
+        pytest.param(
+            b"#!/bin/sh\n" + bytes(b for b in range(1, 256) if b != 13) + b"\n", id="bytes"
+        ),
+        pytest.param(b"#!/bin/sh\necho no newline at the end", id="no-final-newline"),
+        pytest.param(BIG_HEREDOC, id="1MB-heredoc"),
+    ],
+)
+def test_original_script_bytes_intact(shim: Shim, script: bytes) -> None:
+    """Everything after the wrapper's 5th newline is the original script, byte for byte."""
+    call = shim.submit(batch_job("-p fed"), script)
+    assert call.rc == 0 and call.script is not None
+    head, body = split_wrapper(call.script)
+    assert head[4] == b"#SFED-SCRIPT"
+    assert body == script
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ("-p fed", {"nodes": "-", "ntasks": "-", "gpus_per_node": "-", "cpus_per_task": "-"}),
+        ("-p fed -N 2 --gres=gpu:4", {"nodes": "2", "gpus_per_node": "4"}),
+        ("-p fed -N 2 --gpus-per-node=4", {"nodes": "2", "gpus_per_node": "4"}),
+        ("-p fed --gres=gpu", {"gpus_per_node": "1"}),
+        ("-p fed --gres=gpu:0", {"gpus_per_node": "0"}),
+        ("-p fed -G 3", {"gpus": "3", "gpus_per_node": "-"}),
+        ("-p fed -N 2 -n 8 -c 2", {"nodes": "2", "ntasks": "8", "cpus_per_task": "2"}),
+        ("-p fed -N 2 --ntasks-per-node=3", {"ntasks": "6", "ntasks_per_node": "3"}),
+        ("-p fed --mem=16G", {"mem_per_node_mb": "16384", "mem_per_cpu_mb": "-"}),
+        ("-p fed --mem=0", {"mem_per_node_mb": "0"}),
+        ("-p fed --mem-per-cpu=500", {"mem_per_cpu_mb": "500", "mem_per_node_mb": "-"}),
+        ("-p fed -t 1-00:00:00", {"time_limit_min": "1440"}),
+        ("-p fed -t 90", {"time_limit_min": "90"}),
+        ("-p fed --requeue", {"requeue": "1"}),
+        ("-p fed --no-requeue", {"requeue": "0"}),
+        ("-p fed -J train-v2.1_final", {"job_name": "train-v2.1_final"}),
+        ("-p fed -J -", {"job_name": "%2D"}),  # "-" alone means unset
+    ],
+)
+def test_request_line_values(shim: Shim, args: str, expected: dict[str, str]) -> None:
+    """The request line carries the request as given: integers, '-' for unset."""
+    call = shim.submit(batch_job(args))
+    assert call.rc == 0 and call.script is not None
+    fields = request_fields(call.script)
+    assert {k: fields[k] for k in expected} == expected
+
+
+def test_request_line_keys_and_order(shim: Shim) -> None:
+    """Every key is always present, in a fixed order, v=1 first."""
+    call = shim.submit(batch_job("-p fed"))
+    assert call.script is not None
+    assert list(request_fields(call.script)) == [
+        "v", "nodes", "ntasks", "ntasks_per_node", "gpus_per_node", "gpus", "cpus_per_task",
+        "mem_per_node_mb", "mem_per_cpu_mb", "time_limit_min", "exclusive", "job_name",
+        "requeue",
+    ]  # fmt: skip
+
+
+def test_job_name_percent_encoded(shim: Shim) -> None:
+    """A hostile job name is percent-encoded and cannot break the request line."""
+    job = batch_job("-p fed")
+    job["name"] = "x; touch /tmp/pwned\n$(id) 'q\"%é"
+    call = shim.submit(job)
+    assert call.rc == 0 and call.script is not None
+    head, body = split_wrapper(call.script)
+    assert request_fields(call.script)["job_name"] == (
+        "x%3B%20touch%20%2Ftmp%2Fpwned%0A%24%28id%29%20%27q%22%25%C3%A9"
+    )
+    assert head[4] == b"#SFED-SCRIPT" and body == SCRIPT
+    assert call.fields["name"] == job["name"]  # the proxy job keeps the user's name
+
+
+# --- the proxy job ------------------------------------------------------------------
+
+
+def test_proxy_made_small(shim: Shim) -> None:
+    """The proxy job gets 1 node, 1 task, 1 CPU, proxy_mem_mb and no GPUs."""
+    call = shim.submit(
+        batch_job("-p fed -N 2 -n 8 -c 3 --ntasks-per-node=4 --gres=gpu:4 --mem=2000")
+    )
+    assert call.rc == 0
+    f = call.fields
+    assert (f["min_nodes"], f["max_nodes"], f["num_tasks"]) == (1, 1, 1)
+    assert (f["cpus_per_task"], f["min_cpus"], f["pn_min_cpus"]) == (1, 1, 1)
+    assert f["ntasks_per_node"] == NO_VAL16
+    assert (f["tres_per_node"], f["min_mem_per_node"], f["min_mem_per_cpu"]) == (None, 100, None)
+    # Cleared with "" (22.05 stores NULL); nil would raise in slurmctld.
+    assert call.written["tres_per_node"] == ""
+    assert call.unknown_writes == []
+
+
+def test_proxy_drops_job_gpus(shim: Shim) -> None:
+    """-G and --mem-per-cpu stay in the request line, not on the proxy job."""
+    call = shim.submit(batch_job("-p fed -G 2 --mem-per-cpu=500"))
+    assert call.rc == 0
+    f = call.fields
+    assert (f["tres_per_job"], f["shared"], f["min_mem_per_node"]) == (None, NO_VAL16, 100)
+    assert call.written["tres_per_job"] == ""
+
+
+def test_proxy_keeps_user_settings(shim: Shim) -> None:
+    """Time limit, output files, work dir, name, array, dependency and requeue stay as given."""
+    args = "-p fed -N 2 -t 60 -o out-%j.txt -e err-%j.txt -J train --array=1-3 --dependency=afterok:7 --requeue"
+    job = batch_job(args)
+    call = shim.submit(job)
+    assert call.rc == 0
+    kept = ["time_limit", "std_out", "std_err", "work_dir", "name", "array_inx", "dependency", "requeue", "partition"]  # fmt: skip
+    assert {k: call.fields[k] for k in kept} == {k: job[k] for k in kept}
+    assert not set(dict(call.writes)) & set(kept)
+
+
+@pytest.mark.parametrize(
+    ("comment", "expected"),
+    [(None, "sfed: waiting for sfedd"), ("my experiment 42", "my experiment 42")],
+)
+def test_comment(shim: Shim, comment: str | None, expected: str) -> None:
+    """The proxy's comment says it waits for sfedd, unless the user gave one."""
+    job = batch_job("-p fed")
+    if comment is not None:
+        job["comment"] = comment
+    assert shim.submit(job).fields["comment"] == expected
+
+
+def test_already_wrapped_not_wrapped_again(shim: Shim) -> None:
+    """Submitting a wrapper again leaves its script as it is and still shrinks the job."""
+    first = shim.submit(batch_job("-p fed -N 2 --gres=gpu:4"))
+    assert first.script is not None
+    again = shim.submit(batch_job("-p fed -N 3 --gres=gpu:2"), first.script)
+    assert again.rc == 0
+    assert again.script == first.script
+    assert "script" not in again.written
+    assert (again.fields["min_nodes"], again.fields["tres_per_node"]) == (1, None)
+
+
+# --- refusals -------------------------------------------------------------------------
+
+NO_POOL = "sfed: no pool of the federation can ever run this job: "
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            "-p fed -N 6 --gres=gpu:4",
+            NO_POOL + "alpha: only 2 nodes (job needs 6); beta: only 4 nodes (job needs 6)",
+        ),
+        (
+            "-p fed --gres=gpu:16",
+            NO_POOL + "alpha: only 4 GPUs per node (job needs 16); "
+            "beta: only 8 GPUs per node (job needs 16)",
+        ),
+        (
+            "-p fed -N 4 --gres=gpu:8 -c 32",
+            NO_POOL + "alpha: only 2 nodes (job needs 4), only 4 GPUs per node (job needs 8), "
+            "only 16 CPUs per node (job needs 32); beta: only 16 CPUs per node (job needs 32)",
+        ),
+        (
+            "-p fed -N 1 --ntasks-per-node=8 -c 4",
+            NO_POOL + "alpha: only 16 CPUs per node (job needs 32); "
+            "beta: only 16 CPUs per node (job needs 32)",
+        ),
+        (
+            "-p fed --mem=100G",
+            NO_POOL + "alpha: only 64000 MB of memory per node (job needs 102400); "
+            "beta: only 64000 MB of memory per node (job needs 102400)",
+        ),
+        (
+            "-p fed -N 1 -n 16 --mem-per-cpu=8G",
+            NO_POOL + "alpha: only 64000 MB of memory per node (job needs 131072); "
+            "beta: only 64000 MB of memory per node (job needs 131072)",
+        ),
+        (
+            "-p fed -G 40",
+            NO_POOL + "alpha: only 8 GPUs on 2 nodes (job needs 40); "
+            "beta: only 32 GPUs on 4 nodes (job needs 40)",
+        ),
+        (
+            "-p fed -n 80",
+            NO_POOL + "alpha: only 2 nodes (job needs 5); beta: only 4 nodes (job needs 5)",
+        ),
+    ],
+)
+def test_impossible_request_rejected(shim: Shim, args: str, message: str) -> None:
+    """A job no pool could ever run is refused with every pool's reasons."""
+    call = shim.submit(batch_job(args))
+    assert (call.rc, call.user, call.writes) == (-1, [message], [])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "-p fed -N 4 --gres=gpu:8",  # only beta, and beta is drained: it may resume
+        "-p fed -N 2 --gres=gpu:4 -c 16 --mem=64000",  # alpha exactly
+        "-p fed -n 64",  # no -N: 64 tasks pack onto beta's 4 x 16 CPUs
+        "-p fed -G 32",  # 4 x 8 on beta
+        "-p fed --mem=0 -N 2",  # --mem=0 is the whole node
+    ],
+)
+def test_possible_request_accepted(shim: Shim, args: str) -> None:
+    """A job that some pool (in any state) could run is accepted and converted."""
+    call = shim.submit(batch_job(args))
+    assert (call.rc, call.user) == (0, [])
+    assert call.script is not None and call.script.startswith(HEADER[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("-p fed --gres=fpga:1", "sfed: unknown gres 'fpga': the federation schedules only gpu"),
+        (
+            "-p fed --gres=gpu:2,fpga:1",
+            "sfed: unknown gres 'fpga': the federation schedules only gpu",
+        ),
+        (
+            "-p fed --gres=gpu:a100:2",
+            "sfed: typed gres 'gpu:a100' is not supported: the federation schedules GPUs by count"
+            " only; use --gres=gpu:N",
+        ),
+        (
+            "-p fed --gpus=a100:2",
+            "sfed: typed gres 'gpu:a100' is not supported: the federation schedules GPUs by count"
+            " only; use --gres=gpu:N",
+        ),
+        (
+            "-p fed --gres=gpu:h100",
+            "sfed: typed gres 'gpu:h100' is not supported: the federation schedules GPUs by count"
+            " only; use --gres=gpu:N",
+        ),
+    ],
+)
+def test_gres_rejected(shim: Shim, args: str, message: str) -> None:
+    """A gres other than gpu, or a typed gpu, is refused with a clear message."""
+    call = shim.submit(batch_job(args))
+    assert (call.rc, call.user, call.writes) == (-1, [message], [])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            "-p fed -n 2 --gpus-per-task=1",
+            "sfed: --gpus-per-task is not supported on the fed partition; ask for GPUs per node"
+            " with --gres=gpu:N",
+        ),
+        (
+            "-p fed --gres=gpu:2 --cpus-per-gpu=4",
+            "sfed: --cpus-per-gpu is not supported on the fed partition; ask for GPUs per node"
+            " with --gres=gpu:N",
+        ),
+        (
+            "-p fed --gres=gpu:2 --mem-per-gpu=2G",
+            "sfed: --mem-per-gpu is not supported on the fed partition; ask for GPUs per node"
+            " with --gres=gpu:N",
+        ),
+        (
+            "-p fed -N 2-3",
+            "sfed: a node range (-N 2-3) is not supported on the fed partition: a federated job"
+            " runs on an exact node count",
+        ),
+        (
+            "-p fed --exclusive",
+            "sfed: --exclusive is not supported on the fed partition; a federated job gets the"
+            " GPUs, CPUs and memory it asks per node",
+        ),
+        (
+            "-p fed -t infinite",
+            "sfed: an unlimited time limit is not accepted on the fed partition; give a limit such"
+            " as --time=1-00:00:00",
+        ),
+        (
+            "-p fed,gpu",
+            "sfed: the fed partition cannot be combined with other partitions (got -p fed,gpu)",
+        ),
+        (
+            "-p gpu,fed,x%d%s",  # a '%' reaches slurm.log_user intact
+            "sfed: the fed partition cannot be combined with other partitions (got -p gpu,fed,x%d%s)",
+        ),
+    ],
+)
+def test_unsupported_option_rejected(shim: Shim, args: str, message: str) -> None:
+    """Options a federated job cannot carry are refused rather than silently dropped."""
+    call = shim.submit(batch_job(args))
+    assert (call.rc, call.raised, call.user, call.writes) == (-1, None, [message], [])
+
+
+def test_script_too_large_once_wrapped_rejected(tmp_path: Path) -> None:
+    """A script that fits max_script_size only without the wrapper is refused clearly."""
+    shim = Shim(tmp_path, max_script_bytes=2000)
+    shim.write_caps(caps_text())
+    fits = shim.submit(batch_job("-p fed"), b"#!/bin/sh\n" + b"#" * 1000 + b"\n")
+    assert fits.rc == 0
+    script = b"#!/bin/sh\n" + b"#" * 1900 + b"\n"
+    call = shim.submit(batch_job("-p fed"), script)
+    assert (call.rc, call.writes) == (-1, [])
+    assert call.user == [
+        "sfed: the script is too large for the fed partition: 1911 bytes, and with sfed's "
+        f"{len(fits.script or b'') - 1011}-byte header it exceeds Slurm's max_script_size (2000 bytes)"
+    ]
+
+
+def test_interactive_job_rejected(shim: Shim) -> None:
+    """srun / salloc on fed (no script) is refused."""
+    call = shim.submit(batch_job("-p fed -N 2"), None)
+    assert (call.rc, call.user, call.writes) == (-1, [INTERACTIVE], [])
+
+
+# --- capabilities that cannot be used -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("caps", "why"),
+    [
+        (None, "cannot open it ("),
+        ("", "it is empty"),
+        (caps_text() + "pool=gamma nodes=two gpus_per_node=1\n", "line 4 does not parse"),
+        (caps_text() + "garbage\n", "line 4 does not parse"),
+        (caps_text().replace("version=1", "version=2"), "unsupported version 2"),
+        (caps_text().replace("partition=fed", "partition=gpu"), "the file is for partition gpu"),
+        (
+            "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=1 state=UP\n",
+            "line 1 is not the version header",
+        ),
+        (caps_text(generated=T0 - 301), "it is stale (generated 301 s ago, limit 300 s)"),
+        ("x" * 70000, "larger than 65536 bytes"),
+    ],
+)
+def test_unusable_capabilities_accept_and_log(shim: Shim, caps: str | None, why: str) -> None:
+    """Missing, malformed or stale capabilities: the job is converted, one log_info says why."""
+    if caps is None:
+        shim.caps.unlink()
+    else:
+        shim.write_caps(caps)
+    call = shim.submit(batch_job("-p fed -N 64 --gres=gpu:64"))
+    assert (call.rc, call.user, call.error) == (0, [], [])
+    assert len(call.info) == 1 and why in call.info[0], call.info
+    assert call.info[0].startswith(
+        f"sfed: capability check skipped for a job of uid 1000: capabilities file {shim.caps}: "
+    )
+    assert call.script is not None and call.script.startswith(HEADER[0])
+
+
+def test_capabilities_directory_accept_and_log(shim: Shim) -> None:
+    """A capabilities path that is a directory is unusable, not an error."""
+    shim.caps.unlink()
+    shim.caps.mkdir()
+    call = shim.submit(batch_job("-p fed -N 64"))
+    assert (call.rc, call.error, len(call.info)) == (0, [], 1)
+    assert "cannot read it" in call.info[0]
+
+
+def test_capabilities_several_lines_per_pool(shim: Shim) -> None:
+    """sfedd writes one line per pool and GPU size; any line that fits admits the job."""
+    shim.write_caps(
+        f"version=1 generated={T0} partition=fed\n"
+        "pool=alpha nodes=1 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP\n"
+        "pool=alpha nodes=3 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP\n"
+    )
+    assert shim.submit(batch_job("-p fed -N 1 --gres=gpu:8")).rc == 0
+    assert shim.submit(batch_job("-p fed -N 3 --gres=gpu:4")).rc == 0
+    call = shim.submit(batch_job("-p fed -N 2 --gres=gpu:8"))
+    assert call.user == [
+        NO_POOL + "alpha: only 1 nodes (job needs 2); alpha: only 4 GPUs per node (job needs 8)"
+    ]
+
+
+def test_capabilities_comments_and_blank_lines(shim: Shim) -> None:
+    """Comments, blank lines and unknown keys are allowed; the check still applies."""
+    shim.write_caps(
+        f"# written by sfedd\n\nversion=1 generated={T0} partition=fed future=yes\n"
+        "# pools\npool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP zone=a\n"
+    )
+    call = shim.submit(batch_job("-p fed -N 3"))
+    assert (call.rc, call.user) == (-1, [NO_POOL + "alpha: only 2 nodes (job needs 3)"])
+
+
+def test_capabilities_without_pools_accept_and_log(shim: Shim) -> None:
+    """A file with no pool line (sfedd knows no nodes yet) skips the check."""
+    shim.write_caps(f"version=1 generated={T0} partition=fed\n")
+    call = shim.submit(batch_job("-p fed -N 64"))
+    assert (call.rc, call.user, len(call.info)) == (0, [], 1)
+    assert call.info[0].endswith(": it lists no pools")
+
+
+def test_capabilities_reread_after_reload_interval(shim: Shim) -> None:
+    """The file is read at most once per capabilities_reload_s; a change shows after that."""
+    smaller = caps_text(generated=T0 + 4).replace("pool=beta nodes=4", "pool=beta nodes=2")
+    step = {
+        "call": "submit",
+        "job": batch_job("-p fed -N 3"),
+        "part_list": {"fed": {}},
+        "script": SCRIPT,
+    }
+    calls = shim.run(
+        [
+            {**step, "now": T0},  # beta has 4 nodes: accepted
+            {"write": [str(shim.caps), smaller]},
+            {**step, "now": T0 + 4},  # the file read at T0 still counts
+            {**step, "now": T0 + 5},  # re-read: no pool has 3 nodes any more
+        ]
+    )
+    assert [c.rc for c in calls] == [0, 0, -1]
+    assert calls[2].user == [
+        NO_POOL + "alpha: only 2 nodes (job needs 3); beta: only 2 nodes (job needs 3)"
+    ]
+
+
+# --- robustness ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", [42, {"a": 1}, True])
+def test_internal_error_on_fed_job_does_not_raise(shim: Shim, script: object) -> None:
+    """A script of a wrong type on fed: no error escapes; the job is refused and logged."""
+    step = {
+        "call": "submit",
+        "now": T0,
+        "job": batch_job("-p fed"),
+        "script": script,
+        "part_list": {"fed": {}},
+    }
+    [call] = shim.run([step])
+    assert (call.raised, call.rc) == (None, -1)
+    assert call.user == [
+        "sfed: internal error in the submit shim; the job was not submitted (ask the admins)"
+    ]
+    assert len(call.error) == 1 and "job_desc.script is a" in call.error[0]
+
+
+def test_internal_error_on_other_job_accepts_untouched(shim: Shim) -> None:
+    """A getter failing before the partition is known: the job is accepted untouched."""
+    call = shim.submit(batch_job("-p gpu"), raise_on="partition")
+    assert (call.raised, call.rc, call.writes, call.user) == (None, 0, [], [])
+    assert len(call.error) == 1
+
+
+def test_internal_error_reading_fed_request_refuses(shim: Shim) -> None:
+    """A getter failing on a fed job's request: refused, never accepted unconverted."""
+    call = shim.submit(batch_job("-p fed --gres=gpu:1"), raise_on="tres_per_node")
+    assert (call.raised, call.rc, call.writes) == (None, -1, [])
+    assert call.user and call.user[0].startswith("sfed: internal error")
+
+
+def test_misconfigured_proxy_command_refuses_fed_jobs(tmp_path: Path) -> None:
+    """A proxy_command that is not a plain absolute path is never written into a script."""
+    shim = Shim(tmp_path, proxy_command="sfed-proxy; rm -rf /")
+    shim.write_caps(caps_text())
+    fed = shim.submit(batch_job("-p fed"))
+    assert (fed.rc, fed.writes) == (-1, [])
+    assert fed.user == [
+        "sfed: the submit shim is misconfigured; the job was not submitted (ask the admins)"
+    ]
+    assert shim.submit(batch_job("-p gpu")).rc == 0
+
+
+def test_config_lines_are_templatable() -> None:
+    """Each CONFIG value sits alone on one `key = value,` line, for the lab's templating."""
+    text = PLUGIN.read_text()
+    for key, value in [
+        ("capabilities_path", '"/run/sfed/capabilities"'),
+        ("fed_partition", '"fed"'),
+        ("stale_after_s", "300"),
+        ("proxy_mem_mb", "100"),
+        ("capabilities_reload_s", "5"),
+        ("max_script_bytes", "4194304"),
+    ]:
+        assert re.findall(rf"^\s*{key} = (.*),$", text, re.M) == [value]
+    assert len(re.findall(r"^\s*proxy_command = \"/[^\"]+\",$", text, re.M)) == 1
+
+
+def test_config_values_applied(tmp_path: Path) -> None:
+    """Another partition name and proxy memory from CONFIG take effect."""
+    shim = Shim(tmp_path, fed_partition="federation", proxy_mem_mb=256)
+    shim.write_caps(caps_text().replace("partition=fed", "partition=federation"))
+    call = shim.submit(batch_job("-p federation -N 2"), part_list={"federation": {}})
+    assert (call.rc, call.fields["min_mem_per_node"]) == (0, 256)
+    assert shim.submit(batch_job("-p fed -N 2")).writes == []
+
+
+# --- slurm_job_modify ---------------------------------------------------------------
+
+
+def _modify(**changes: object) -> dict:
+    """An update message as 22.05.8 gives it to job_modify: unchanged fields unset."""
+    job = {
+        "min_nodes": NO_VAL, "max_nodes": NO_VAL, "num_tasks": NO_VAL, "min_cpus": NO_VAL,
+        "ntasks_per_node": NO_VAL16, "cpus_per_task": NO_VAL16, "pn_min_cpus": NO_VAL16,
+        "time_limit": NO_VAL,
+    }  # fmt: skip
+    job.update(changes)
+    return job
+
+
+@pytest.mark.parametrize(
+    ("partition", "changes", "rc"),
+    [
+        ("fed", {"comment": "sfed: running on alpha"}, 0),
+        ("fed", {"time_limit": 30}, 0),
+        ("fed", {"min_nodes": 3}, ACCESS_DENIED),
+        ("fed", {"tres_per_node": "gres:gpu:8"}, ACCESS_DENIED),
+        ("fed", {"min_mem_per_node": 1000}, ACCESS_DENIED),
+        ("fed", {"partition": "gpu"}, ACCESS_DENIED),
+        ("gpu", {"partition": "fed"}, ACCESS_DENIED),
+        ("gpu", {"min_nodes": 3, "partition": "gpu"}, 0),
+        ("gpu", {"time_limit": INFINITE}, 0),
+    ],
+)
+def test_modify(shim: Shim, partition: str, changes: dict, rc: int) -> None:
+    """Size changes on fed jobs and moves into or out of fed are refused; the rest passes."""
+    step = {"call": "modify", "job": _modify(**changes), "job_rec": {"partition": partition}}
+    [call] = shim.run([step])
+    assert (call.raised, call.rc, call.writes) == (None, rc, [])
+    assert len(call.info) == (1 if rc else 0)
