@@ -10,7 +10,8 @@ import grpc
 import structlog
 
 from scheduler.config import Config
-from scheduler.domain import TERMINAL_JOB_STATES, JobState
+from scheduler.domain import TERMINAL_JOB_STATES, Job, JobState
+from scheduler.identity import Caller
 from scheduler.loop.reconciler import Loop, PoolView, utcnow
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
@@ -89,7 +90,8 @@ class FederationServicer(pb_grpc.FederationServicer):
         self.loop.wake()
         return pb.SubmitJobResponse(job_id=job.id)
 
-    async def _job(self, job_id: int, context: Any) -> pb.JobInfo:
+    async def _load(self, job_id: int, context: Any) -> Job:
+        """The job, or abort INVALID_ARGUMENT (bad id) or NOT_FOUND."""
         try:
             job_id = _job_id(job_id)
         except InvalidArgument as exc:
@@ -97,7 +99,22 @@ class FederationServicer(pb_grpc.FederationServicer):
         job = await _db(self.store.get_job, job_id)
         if job is None:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
-        return convert.job_info(job, await _db(self.store.attempts, job_id))
+        return job
+
+    async def _load_own(self, job_id: int, caller: Caller, action: str, context: Any) -> Job:
+        """The job if the caller owns it or is an admin; else abort PERMISSION_DENIED."""
+        job = await self._load(job_id, context)
+        if job.user != caller.user and caller.user not in self.config.server.admins:
+            await abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"job {job.id} belongs to {job.user}; only it or an admin may {action}",
+            )
+        return job
+
+    async def _job(self, job_id: int, context: Any) -> pb.JobInfo:
+        job = await self._load(job_id, context)
+        return convert.job_info(job, await _db(self.store.attempts, job.id))
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
         if not request.front_door:
@@ -141,19 +158,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         caller = await authenticate(context)
         await check_claimed_user(context, request.user, caller)
         user = caller.user
-        try:
-            job_id = _job_id(request.job_id)
-        except InvalidArgument as exc:
-            await _invalid(context, exc)
-        job = await _db(self.store.get_job, job_id)
-        if job is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
-        if job.user != user and user not in self.config.server.admins:
-            await abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"job {job_id} belongs to {job.user}; only it or an admin may cancel it",
-            )
+        job_id = (await self._load_own(request.job_id, caller, "cancel it", context)).id
         try:
             await _db(self.store.request_cancel, job_id, utcnow(), by=user)
         except UnknownJob:
@@ -166,15 +171,9 @@ class FederationServicer(pb_grpc.FederationServicer):
         self, request: pb.WatchJobRequest, context: Any
     ) -> AsyncIterator[pb.JobEvent]:
         job_id = request.job_id
-        try:
-            _job_id(job_id)
-        except InvalidArgument as exc:
-            await _invalid(context, exc)
         after = request.after_event_id
         while True:
-            job = await _db(self.store.get_job, job_id)
-            if job is None:
-                await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
+            job = await self._load(job_id, context)
             for event in await _db(self.store.events, job_id, after):
                 after = event.id
                 yield convert.job_event(event, job.state.value)
@@ -188,21 +187,10 @@ class FederationServicer(pb_grpc.FederationServicer):
     ) -> AsyncIterator[pb.OutputChunk]:
         """Read the current attempt's output file on its pool and follow it to the end."""
         caller = await authenticate(context)
-        try:
-            job_id = _job_id(request.job_id)
-        except InvalidArgument as exc:
-            await _invalid(context, exc)
         offset = request.offset
         while True:
-            job = await _db(self.store.get_job, job_id)
-            if job is None:
-                await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
-            if job.user != caller.user and caller.user not in self.config.server.admins:
-                await abort(
-                    context,
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"job {job_id} belongs to {job.user}; only it or an admin may read its output",
-                )
+            job = await self._load_own(request.job_id, caller, "read its output", context)
+            job_id = job.id
             ended = job.state in TERMINAL_JOB_STATES
             data = b""
             if job.remote_id and job.pool in self.loop.pools:
