@@ -140,6 +140,9 @@ class PoolConfig(_Strict):
     path_map: dict[str, str] = Field(default_factory=dict)  # federation path -> pool path
     # Where jobs that name no output file write it on the pool (sfedd streams it back).
     spool_dir: str | None = None
+    # Run each job as its owner (sbatch --uid; the pool account must be root or SlurmUser).
+    # Off: jobs run as the pool account, which then sees every user's files.
+    submit_as_user: bool = True
     price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
     weight: Annotated[int, Field(ge=0)] = 1
 

@@ -240,6 +240,7 @@ class RemoteSubmission:
     tag: RemoteTag
     request: JobRequest
     environment: Mapping[str, str] = field(default_factory=dict)  # SFED_* vars, added to request's
+    run_as: str | None = None  # the job's owner, when the pool runs jobs as their owners
 
 
 @dataclass(frozen=True, slots=True)

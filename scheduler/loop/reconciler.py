@@ -447,7 +447,10 @@ class Loop:
         if req.output is None and view.config.spool_dir:
             spooled = self.output_paths(job, view.config.name, attempt, None).stdout
             mapped = replace(mapped, output=spooled)
-        return RemoteSubmission(tag=self._tag(job.id, attempt), request=mapped, environment=env)
+        run_as = job.user if view.config.submit_as_user else None
+        return RemoteSubmission(
+            tag=self._tag(job.id, attempt), request=mapped, environment=env, run_as=run_as
+        )
 
     async def _apply_remote(self, report: PassReport, attempt: Attempt, seen: RemoteJob) -> None:
         if (

@@ -107,6 +107,11 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
     if request.error is not None:
         argv.append(f"--error={request.error}")
     argv.append("--requeue" if request.requeue else "--no-requeue")
+    if submission.run_as is not None:
+        # Slurm lets root (or SlurmUser) submit as another user; the job then runs as them.
+        if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}\$?", submission.run_as, re.IGNORECASE):
+            raise ValueError(f"not a user name: {submission.run_as!r}")
+        argv.append(f"--uid={submission.run_as}")
     argv.append("--export=ALL")
     for word in argv:
         if "\0" in word:

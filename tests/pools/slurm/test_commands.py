@@ -342,3 +342,17 @@ def test_read_output_environment_pins_the_messages_language() -> None:
     """dd runs with LC_ALL=C so that its error messages can be recognised."""
     assert commands.READ_OUTPUT_ENVIRONMENT == {"LC_ALL": "C"}
     assert (commands.READ_OUTPUT_MAX, commands.READ_OUTPUT_BLOCK) == (4 * MIB, MIB)
+
+
+def test_sbatch_argv_runs_as_the_owner() -> None:
+    """A submission with run_as submits with --uid, so the job runs as its owner."""
+    sub = dataclasses.replace(submission(), run_as="alice")
+    assert "--uid=alice" in commands.sbatch_argv(sub, "gpu")
+    assert not any(a.startswith("--uid") for a in commands.sbatch_argv(submission(), "gpu"))
+
+
+@pytest.mark.parametrize("name", ["alice; rm", "-x", "a b", ""])
+def test_sbatch_argv_refuses_bad_owner_names(name: str) -> None:
+    """An owner that is not a user name is refused before anything runs."""
+    with pytest.raises(ValueError, match="not a user name"):
+        commands.sbatch_argv(dataclasses.replace(submission(), run_as=name), "gpu")
