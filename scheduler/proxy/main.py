@@ -26,10 +26,11 @@ from scheduler.cli.client import Client, ClientError
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proxy.wrapper import Wrapper, WrapperError, parse_wrapper
 
-__all__ = ["build_spec", "client_key", "main"]
+__all__ = ["REMOTE_TIME_MARGIN_MIN", "build_spec", "client_key", "main"]
 
 T = TypeVar("T")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+REMOTE_TIME_MARGIN_MIN = 1
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Environment of the front-door job that the remote job needs to behave the same.
 FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
@@ -70,7 +71,10 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
         spec.mem_per_node_mb = mem
     limit = wrapper.number("time_limit_min")
     if limit is not None:
-        spec.time_limit_min = limit
+        # The front door's own limit decides (its job ends TIMEOUT and the proxy cancels the
+        # remote job): the remote limit is a little later, because each slurmctld checks
+        # limits on its own ~30 s clock and the pool's must not fire first.
+        spec.time_limit_min = limit + REMOTE_TIME_MARGIN_MIN
     spec.requeue = wrapper.fields.get("requeue") == "1"
     spec.environment.update({k: environ[k] for k in FORWARDED_ENV if k in environ})
     spec.environment["SFED_FRONT_DOOR_JOB_ID"] = environ.get("SLURM_JOB_ID", "")
@@ -155,7 +159,10 @@ class Proxy:
                 last = state
             if job.state in TERMINAL:
                 return job
-            self.cancel.wait(1.0)
+            if cancel_sent:
+                time.sleep(0.5)  # the cancel event stays set: wait() would not wait
+            else:
+                self.cancel.wait(1.0)
 
     def run(self, wrapper: Wrapper) -> int:
         spec = build_spec(wrapper, self.environ, os.getcwd())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.proxy.main import build_spec, client_key
+from scheduler.proxy.main import REMOTE_TIME_MARGIN_MIN, build_spec, client_key
 from scheduler.proxy.wrapper import WrapperError, parse_wrapper
 
 SCRIPT = b"#!/bin/bash\n#SBATCH -N 2\necho caf\xc3\xa9 \xff\n#SFED-SCRIPT\nexit 3\n"
@@ -61,7 +61,8 @@ def test_spec_carries_the_original_request() -> None:
     """The spec has the original size, the script, and the array environment."""
     env = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3", "HOME": "/root"}
     spec = build_spec(parse_wrapper(wrapper()), env, "/home/u")
-    assert (spec.nodes, spec.gres, spec.time_limit_min, spec.chdir) == (2, "gpu:4", 60, "/home/u")
+    assert (spec.nodes, spec.gres, spec.chdir) == (2, "gpu:4", "/home/u")
+    assert spec.time_limit_min == 60 + REMOTE_TIME_MARGIN_MIN  # the front door's limit decides
     assert spec.script == SCRIPT and spec.job_name == "x; touch /tmp/pwned"
     assert dict(spec.environment) == {"SLURM_ARRAY_TASK_ID": "3", "SFED_FRONT_DOOR_JOB_ID": "41"}
 
