@@ -129,6 +129,13 @@ def _check_argv(argv: Sequence[str]) -> None:
             raise ValueError(f"argument contains a NUL byte: {arg!r}")
 
 
+def _check_call(argv: Sequence[str], env: Mapping[str, str] | None, unset: Collection[str]) -> None:
+    """What every transport checks before running anything (ValueError on bad input)."""
+    _check_argv(argv)
+    check_env(env or {})
+    check_unset(unset)
+
+
 class LocalTransport:
     """Runs the Slurm commands of this host with `asyncio.create_subprocess_exec` (no shell)."""
 
@@ -161,9 +168,7 @@ class LocalTransport:
         unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
-        _check_argv(argv)
-        check_env(env or {})
-        check_unset(unset)
+        _check_call(argv, env, unset)
         child_env = {k: v for k, v in os.environ.items() if k not in unset or k == "SLURM_CONF"}
         child_env.update(env or {})
         if self.slurm_conf is not None:
@@ -393,9 +398,7 @@ class SSHTransport:
         unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
-        _check_argv(argv)
-        check_env(env or {})
-        check_unset(unset)
+        _check_call(argv, env, unset)
         if self.slurm_conf is not None and "\0" in self.slurm_conf:
             raise ValueError("SLURM_CONF contains a NUL byte")
         executable = await self._resolve(argv[0], timeout)
