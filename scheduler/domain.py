@@ -88,6 +88,7 @@ class JobRequest:
     environment: Mapping[str, str] = field(default_factory=dict)
     requeue: bool = False
     priority: int = 0
+    separate_error: bool = False  # no error path given, but stderr apart from stdout (spooled)
 
     @property
     def tasks(self) -> int:

@@ -67,4 +67,8 @@ def remote_output_paths(
         stdout = resolve("slurm-%j.out")  # sbatch's default
     else:
         stdout = resolve(request.output)
-    return OutputPaths(stdout=stdout, stderr=resolve(request.error))
+    if request.separate_error and spool_dir:
+        stderr: str | None = f"{spool_dir.rstrip('/')}/{federation}-{job.id}-{attempt}.err"
+    else:
+        stderr = resolve(request.error)
+    return OutputPaths(stdout=stdout, stderr=stderr)

@@ -445,8 +445,10 @@ class Loop:
             error=paths.translate(req.error) if req.error else None,
         )
         if req.output is None and view.config.spool_dir:
-            spooled = self.output_paths(job, view.config.name, attempt, None).stdout
-            mapped = replace(mapped, output=spooled)
+            spooled = self.output_paths(job, view.config.name, attempt, None)
+            mapped = replace(mapped, output=spooled.stdout)
+            if req.separate_error:
+                mapped = replace(mapped, error=spooled.stderr)
         run_as = job.user if view.config.submit_as_user else None
         return RemoteSubmission(
             tag=self._tag(job.id, attempt), request=mapped, environment=env, run_as=run_as

@@ -26,7 +26,7 @@ from scheduler.cli.client import Client, ClientError
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proxy.wrapper import Wrapper, WrapperError, parse_wrapper
 
-__all__ = ["REMOTE_TIME_MARGIN_MIN", "build_spec", "client_key", "main"]
+__all__ = ["REMOTE_TIME_MARGIN_MIN", "build_spec", "client_key", "main", "separate_streams"]
 
 T = TypeVar("T")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
@@ -81,6 +81,17 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
     return spec
 
 
+def separate_streams(scontrol_show_job: str) -> bool:
+    """True when the front-door job writes stderr to a file of its own (sbatch -e)."""
+    paths = dict(
+        item.split("=", 1)
+        for line in scontrol_show_job.splitlines()
+        for item in [line.strip()]
+        if item.startswith(("StdOut=", "StdErr="))
+    )
+    return bool(paths.get("StdErr")) and paths.get("StdErr") != paths.get("StdOut")
+
+
 def client_key(environ: dict[str, str]) -> str:
     """Front-door cluster + job id + restart count: one federation job per run of the proxy
     job, however often this proxy retries or is restarted."""
@@ -120,11 +131,23 @@ class Proxy:
             subprocess.run(["scontrol", "update", f"jobid={job}", f"comment={text}"],
                            capture_output=True, timeout=30, check=False)  # fmt: skip
 
-    def stream_output(self) -> None:
-        """Copy the remote output to stdout, resuming at the last byte after a reconnect."""
-        out, offset = sys.stdout.buffer, 0
+    def own_job_splits_streams(self) -> bool:
+        """Whether this front-door job has its own -e file (then stderr is streamed apart)."""
+        job = self.environ.get("SLURM_JOB_ID")
+        if not job:
+            return False
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                               timeout=30, check=False)  # fmt: skip
+        return separate_streams(shown.stdout)
+
+    def stream_output(self, stderr: bool = False) -> None:
+        """Copy the remote output (or error) file to stdout (or stderr), resuming at the last
+        byte after a reconnect."""
+        out, offset = (sys.stderr if stderr else sys.stdout).buffer, 0
         while not self.done.is_set():
-            request = pb.StreamOutputRequest(job_id=self.job_id, offset=offset, follow=True)
+            request = pb.StreamOutputRequest(
+                job_id=self.job_id, offset=offset, follow=True, stderr=stderr
+            )
             try:
                 for chunk in self.client.federation.StreamOutput(request):
                     if chunk.offset != offset:  # a new attempt starts its file anew
@@ -166,6 +189,7 @@ class Proxy:
 
     def run(self, wrapper: Wrapper) -> int:
         spec = build_spec(wrapper, self.environ, os.getcwd())
+        spec.separate_error = self.own_job_splits_streams()
         request = pb.SubmitJobRequest(spec=spec, client_key=client_key(self.environ))
         try:
             reply = self.retrying("submit", lambda: self.client.federation.SubmitJob(request))
@@ -175,10 +199,14 @@ class Proxy:
             return 1
         self.job_id = reply.job_id
         say(f"federation job {self.job_id}")
-        streamer = threading.Thread(target=self.stream_output, daemon=True)
-        streamer.start()
+        streams = [False, True] if spec.separate_error else [False]
+        streamers = [threading.Thread(target=self.stream_output, args=(err,), daemon=True)
+                     for err in streams]  # fmt: skip
+        for streamer in streamers:
+            streamer.start()
         job = self.follow_state()
-        streamer.join(timeout=30)  # the rest of the output, read after the end
+        for streamer in streamers:
+            streamer.join(timeout=30)  # the rest of the output, read after the end
         self.done.set()
         if job.state == "COMPLETED":
             return 0

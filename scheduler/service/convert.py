@@ -40,6 +40,7 @@ def job_spec(request: JobRequest, *, with_script: bool = False) -> pb.JobSpec:
         environment=dict(request.environment),
         requeue=request.requeue,
         priority=request.priority,
+        separate_error=request.separate_error,
     )
     if request.ntasks is not None:
         spec.ntasks = request.ntasks

@@ -111,6 +111,10 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         raise InvalidArgument(
             f"{field}.partition", f"not a valid partition name: {spec.partition!r}"
         )
+    if spec.separate_error and spec.error:
+        raise InvalidArgument(
+            f"{field}.separate_error", "give either an error path or separate_error"
+        )
     env: dict[str, str] = {}
     for key, value in spec.environment.items():
         if not _ENV_NAME.match(key):
@@ -134,4 +138,5 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         environment=env,
         requeue=spec.requeue,
         priority=spec.priority,
+        separate_error=spec.separate_error,
     )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,6 +113,7 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    separate_error: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set by clients that retry (the front-door proxy): one job per key, whatever the retries.
     client_key: Mapped[str | None] = mapped_column(Text, unique=True)
 

@@ -266,6 +266,7 @@ class Store:
             exit_code=None,
             reason="",
             cancel_requested=False,
+            separate_error=request.separate_error,
             client_key=client_key,
         )
         try:
@@ -714,6 +715,7 @@ def _job(row: JobRow) -> Job:
             environment={str(k): str(v) for k, v in row.environment.items()},
             requeue=row.requeue,
             priority=row.priority,
+            separate_error=row.separate_error,
         ),
         state=JobState(row.state),
         submitted_at=row.submitted_at,

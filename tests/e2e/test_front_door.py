@@ -118,6 +118,19 @@ def test_afterok_on_fed_jobs_follows_their_remote_outcome(door: FrontDoor, tmp_p
     assert door.federation.jobs_of([never]) == {never: []}
 
 
+def test_separate_error_file_gets_the_remote_stderr(door: FrontDoor, tmp_path: Path) -> None:
+    """With -o and -e apart, the job's stdout and stderr reach their own files at the door."""
+    body = "echo to-stdout\necho to-stderr >&2\n"
+    job = door.submit(
+        "-p", "fed", "-o", "out-%j.txt", "-e", "err-%j.txt", door.script("e.sh", body)
+    )
+    assert field(door.wait_ended(job), "JobState") == "COMPLETED"
+    out = (tmp_path / f"out-{job}.txt").read_text()
+    err = (tmp_path / f"err-{job}.txt").read_text()
+    assert "to-stdout" in out and "to-stderr" not in out
+    assert "to-stderr" in err and "to-stdout" not in err
+
+
 def test_scancel_cancels_the_remote_job(door: FrontDoor, lab: Lab) -> None:
     """scancel of a running fed job cancels its remote job on the pool and the federation job."""
     job = door.submit("-p", "fed", "--gres=gpu:1", "-o", "out-%j.txt", door.script("s.sh", SLEEP))

@@ -51,3 +51,10 @@ def test_user_output_patterns(output: str, expected: str | None) -> None:
 def test_separate_error_file() -> None:
     """A job with -e has its own error path."""
     assert paths(output="/tmp/o", error="/shared/e-%j").stderr == "/mnt/shared/e-55"
+
+
+def test_separate_error_goes_to_its_own_spool_file() -> None:
+    """A job asking stderr apart, with no path, gets a .err file beside the spooled .out."""
+    assert paths(separate_error=True) == OutputPaths(
+        "/var/spool/sfed/lab-7-2.out", "/var/spool/sfed/lab-7-2.err"
+    )

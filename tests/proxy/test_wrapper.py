@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.proxy.main import REMOTE_TIME_MARGIN_MIN, build_spec, client_key
+from scheduler.proxy.main import REMOTE_TIME_MARGIN_MIN, build_spec, client_key, separate_streams
 from scheduler.proxy.wrapper import WrapperError, parse_wrapper
 
 SCRIPT = b"#!/bin/bash\n#SBATCH -N 2\necho caf\xc3\xa9 \xff\n#SFED-SCRIPT\nexit 3\n"
@@ -96,3 +96,20 @@ def test_memory_per_cpu_becomes_memory_per_node() -> None:
         )
     )
     assert build_spec(parsed, {}, "/").mem_per_node_mb == 2000
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "separate"),
+    [
+        ("/w/out-7.txt", "/w/out-7.txt", False),
+        ("/w/out-7.txt", "/w/err-7.txt", True),
+        ("/w/out-7.txt", "", False),
+    ],
+    ids=["joined", "apart", "no-stderr-line"],
+)
+def test_separate_streams_from_scontrol(stdout: str, stderr: str, separate: bool) -> None:
+    """The proxy splits streams only when its own job has an -e file apart from -o."""
+    shown = f"JobId=7 JobName=t\n   StdErr={stderr}\n   StdIn=/dev/null\n   StdOut={stdout}\n"
+    if not stderr:
+        shown = shown.replace("   StdErr=\n", "")
+    assert separate_streams(shown) is separate

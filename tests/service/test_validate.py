@@ -49,6 +49,7 @@ def test_valid_spec_converts() -> None:
         ({"job_name": "two\nlines"}, "spec.job_name: must not contain control characters"),
         ({"environment": {"1BAD": "x"}}, "spec.environment: not a variable name: '1BAD'"),
         ({"nodes": 100001}, "spec.nodes: more than 100000 nodes"),
+        ({"separate_error": True, "error": "/tmp/e"}, "spec.separate_error: give either"),
     ],
     ids=[
         "empty-script",
@@ -64,6 +65,7 @@ def test_valid_spec_converts() -> None:
         "name-newline",
         "env-name",
         "nodes",
+        "error-twice",
     ],
 )
 def test_bad_field_is_named(fields: dict[str, Any], message: str) -> None:

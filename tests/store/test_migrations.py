@@ -127,6 +127,39 @@ def test_downgrade_to_base_and_upgrade_again(empty_url: str) -> None:
     assert _tables(empty_url) == TABLES | {"alembic_version"}
 
 
+def test_upgrade_keeps_the_jobs_of_an_older_schema(empty_url: str) -> None:
+    """A store at the first revision, with a job, attempts and events, upgrades to head intact."""
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+            conn.execute(text(
+                "INSERT INTO jobs (\"user\", state, script, job_name, nodes, gpus_per_node,"
+                " cpus_per_task, environment, requeue, priority, submitted_at, updated_at,"
+                " attempt, reason, cancel_requested) VALUES ('alice', 'PLACED', :script, 'j', 2,"
+                " 4, 1, '{}', false, 0, :at, :at, 1, '', false)"
+            ), {"script": b"#!/bin/sh\n", "at": at(0)})  # fmt: skip
+            job_id = conn.execute(text("SELECT id FROM jobs")).scalar_one()
+            conn.execute(text(
+                "INSERT INTO attempts (job_id, number, pool, state, created_at, reason, nodelist)"
+                " VALUES (:id, 1, 'beta', 'PENDING', :at, '', '')"
+            ), {"id": job_id, "at": at(0)})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO events (job_id, at, kind, message) VALUES (:id, :at, 'placed', 'x')"
+            ), {"id": job_id, "at": at(0)})  # fmt: skip
+    finally:
+        engine.dispose()
+    with Store(empty_url) as store:
+        store.migrate()
+        job = store.get_job(job_id)
+        assert job is not None and (job.user, job.request.separate_error) == ("alice", False)
+        assert [a.pool for a in store.attempts(job_id)] == ["beta"]
+        assert [e.kind for e in store.events(job_id)] == ["placed"]
+    assert _revision(empty_url) == _head()
+
+
 def test_concurrent_migrations_of_one_database_both_succeed(empty_url: str) -> None:
     """Two daemons migrating the same empty database at once: one waits for the other."""
     start = threading.Barrier(2)
