@@ -15,13 +15,11 @@ __all__ = [
     "front_door_id",
     "job_request",
     "pool_name",
-    "user_name",
 ]
 
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024  # Slurm's default max_script_size
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
 _POOL = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -43,14 +41,6 @@ def _text(field: str, value: str, *, limit: int = 4096, absolute: bool = False) 
         raise InvalidArgument(field, f"longer than {limit} characters")
     if absolute and not value.startswith("/"):
         raise InvalidArgument(field, f"must be an absolute path (got {value!r})")
-    return value
-
-
-def user_name(value: str, field: str = "user") -> str:
-    if not value:
-        raise InvalidArgument(field, "required")
-    if not _USER.match(value):
-        raise InvalidArgument(field, f"not a valid user name: {value!r}")
     return value
 
 

@@ -12,7 +12,6 @@ from scheduler.service.validate import (
     InvalidArgument,
     front_door_id,
     job_request,
-    user_name,
 )
 
 SCRIPT = b"#!/bin/bash\nsrun hostname\n"
@@ -78,13 +77,6 @@ def test_bad_field_is_named(fields: dict[str, Any], message: str) -> None:
 def test_shell_metacharacters_are_kept_verbatim() -> None:
     """A job name with shell metacharacters is data, kept as typed."""
     assert job_request(spec(job_name="x; touch /tmp/pwned")).job_name == "x; touch /tmp/pwned"
-
-
-@pytest.mark.parametrize("name", ["", "a b", "x;y", "-rf"])
-def test_bad_user_names(name: str) -> None:
-    """User names must look like Unix user names."""
-    with pytest.raises(InvalidArgument, match="user"):
-        user_name(name)
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,6 @@ __all__ = [
     "read_output_argv",
     "sbatch_argv",
     "scancel_argv",
-    "scontrol_show_job_argv",
-    "scontrol_write_batch_script_argv",
     "sinfo_argv",
     "squeue_argv",
 ]
@@ -189,16 +187,6 @@ def check_job_id(remote_id: str) -> str:
 def scancel_argv(remote_id: str) -> list[str]:
     """`scancel <id>`: 22.05 exits 0 for unknown and finished ids."""
     return ["scancel", check_job_id(remote_id)]
-
-
-def scontrol_show_job_argv(remote_id: str) -> list[str]:
-    """`scontrol -o show job <id>`: one key=value line (local times, no JSON in 22.05)."""
-    return ["scontrol", "-o", "show", "job", check_job_id(remote_id)]
-
-
-def scontrol_write_batch_script_argv(remote_id: str) -> list[str]:
-    """The batch script slurmctld stored for the job, byte for byte, on stdout."""
-    return ["scontrol", "write", "batch_script", check_job_id(remote_id), "-"]
 
 
 # -- reading a file on the pool (job output) -------------------------------------------------

@@ -37,7 +37,7 @@ tests/pools/slurm/fixtures/):
     the reason and the comment: records and the two free-text fields are delimited by a string
     no comment can contain.
 * `scontrol` has no `--json` in 22.05 ("unrecognized option '--json'"); `scontrol -o show job`
-  prints one `Key=Value` line with local (not UTC) times. It is only a fallback here.
+  prints one `Key=Value` line with local (not UTC) times, so it is not used.
 * Node fields: `name`, `state` (base state, lower case: idle, mixed, allocated, down, ...),
   `state_flags` (upper case: DRAIN, COMPLETING, NOT_RESPONDING, ...; a drained idle node is
   `state: idle, state_flags: [DRAIN]`), `cpus`, `alloc_cpus`, `idle_cpus`, `real_memory`,
@@ -67,7 +67,6 @@ __all__ = [
     "SqueueRecord",
     "UnreachableOutput",
     "decode_wait_status",
-    "exit_code_from_pair",
     "gres_count",
     "is_unreachable_message",
     "job_from_squeue",
@@ -75,7 +74,6 @@ __all__ = [
     "node_from_json",
     "nodes_of_partition",
     "parse_sbatch_parsable",
-    "parse_scontrol_records",
     "rejection_reason",
     "squeue_records",
     "state_of",
@@ -292,16 +290,6 @@ def decode_wait_status(status: int) -> int:
     return (status >> 8) & 0xFF
 
 
-def exit_code_from_pair(text: str) -> int:
-    """A shell-style exit code from scontrol's `ExitCode=<code>:<signal>` value."""
-    code, _, signal = text.partition(":")
-    try:
-        sig = int(signal or 0)
-        return 128 + sig if sig else int(code)
-    except ValueError as exc:
-        raise SlurmOutputError(f"unreadable ExitCode {text!r}") from exc
-
-
 def _reason(job_state: str, state: AttemptState, slurm_reason: str) -> str:
     detail = "" if slurm_reason in {"", "None"} else slurm_reason
     if state is AttemptState.FAILED:
@@ -403,7 +391,7 @@ def job_from_squeue(record: SqueueRecord) -> RemoteJob:
     )
 
 
-# -- sbatch, scontrol ------------------------------------------------------------------------
+# -- sbatch ---------------------------------------------------------------------------------------
 
 _PARSABLE = re.compile(r"([0-9]+)(?:;\S+)?")
 
@@ -427,30 +415,6 @@ def rejection_reason(stderr: str) -> str:
     if not lines:
         return "no message"
     return re.sub(r"^\w+: error: ", "", lines[0])
-
-
-_KEY = re.compile(r"(?:^|(?<=\s))([A-Z][A-Za-z0-9_/:]*)=")
-
-
-def parse_scontrol_records(text: str) -> list[dict[str, str]]:
-    """Records of `scontrol -o show ...` output: one dict of Key -> Value per line.
-
-    Values may hold spaces (Comment, OS, JobName): a key is a capitalised word followed by
-    `=` at the start of the line or after a space. A value that itself holds ` Word=` cannot be
-    told apart; prefer JSON where it exists.
-    """
-    records = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        matches = list(_KEY.finditer(line))
-        record: dict[str, str] = {}
-        for i, match in enumerate(matches):
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
-            value = line[match.end() : end]
-            record[match.group(1)] = value.rstrip(" ")
-        records.append(record)
-    return records
 
 
 # -- dd (read_output) ------------------------------------------------------------------------

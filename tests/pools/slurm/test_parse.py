@@ -247,12 +247,6 @@ def test_decode_wait_status(status: int, code: int) -> None:
     assert parse.decode_wait_status(status) == code
 
 
-@pytest.mark.parametrize(("pair", "code"), [("0:0", 0), ("3:0", 3), ("0:9", 137), ("0:15", 143)])
-def test_exit_code_from_pair(pair: str, code: int) -> None:
-    """scontrol's ExitCode=<code>:<signal> becomes the same shell exit code."""
-    assert parse.exit_code_from_pair(pair) == code
-
-
 # -- squeue text records ---------------------------------------------------------------------
 
 
@@ -545,22 +539,6 @@ def test_rejection_reason(stderr: str, reason: str) -> None:
 def test_is_unreachable_message(stderr: str, unreachable: bool) -> None:
     """Messages meaning "the controller did not answer" are told from refusals."""
     assert parse.is_unreachable_message(stderr) is unreachable
-
-
-def test_parse_scontrol_records_from_capture() -> None:
-    """`scontrol -o show job` lines become dicts; the trailing blank of Comment is dropped."""
-    first, second = parse.parse_scontrol_records(fixture_text("probe-scontrol-show-job.txt"))
-    assert (first["JobId"], first["JobState"], first["ExitCode"]) == ("12", "FAILED", "5:0")
-    assert first["Comment"] == "sfed/fed/20/1"
-    assert (second["JobName"], second["ExitCode"]) == ("tl", "0:15")
-
-
-def test_parse_scontrol_records_value_with_metacharacters() -> None:
-    """A JobName holding spaces and shell metacharacters is read back whole."""
-    line = "JobId=5 JobName=x; touch /tmp/pwned $(id) UserId=root(0) AllocNode:Sid=h:1 Power="
-    (record,) = parse.parse_scontrol_records(line)
-    assert record["JobName"] == "x; touch /tmp/pwned $(id)"
-    assert (record["AllocNode:Sid"], record["Power"]) == ("h:1", "")
 
 
 def test_lab_beta_capture_counts_a_3_gpu_job() -> None:
