@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 from sfedlab import Lab
 
 
-def slurm_bytes(lab: Lab, cluster: str, *argv: str, stdin: bytes | None = None) -> bytes:
-    """Run a Slurm client on a lab cluster; return its stdout unchanged."""
-    res = subprocess.run(argv, env=lab.env(cluster), input=stdin, capture_output=True,
-                         timeout=30, check=False)  # fmt: skip
-    assert res.returncode == 0, f"{argv}: {res.stderr.decode(errors='replace')}"
+def slurm_bytes(
+    lab: Lab,
+    cluster: str,
+    *argv: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30,
+) -> bytes:
+    """Run a Slurm client on a lab cluster (argv, no shell); it must succeed; its stdout."""
+    res = subprocess.run(argv, env=lab.env(cluster), input=stdin, cwd=cwd, capture_output=True,
+                         timeout=timeout, check=False)  # fmt: skip
+    assert res.returncode == 0, (
+        f"{cluster}: {argv} exited {res.returncode}: {res.stderr.decode(errors='replace')}"
+    )
     return res.stdout
 
 
-def slurm(lab: Lab, cluster: str, *argv: str) -> str:
-    """Run a Slurm client on a lab cluster; return stdout."""
-    return slurm_bytes(lab, cluster, *argv).decode()
+def slurm(
+    lab: Lab,
+    cluster: str,
+    *argv: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30,
+) -> str:
+    """The same, stdout as text."""
+    return slurm_bytes(lab, cluster, *argv, stdin=stdin, cwd=cwd, timeout=timeout).decode(
+        errors="replace"
+    )
 
 
 def job_field(lab: Lab, cluster: str, job: str, key: str) -> str:

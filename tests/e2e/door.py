@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sfedlab import Lab
 
 from scheduler.store import Store
+from tests.deploy.helpers import slurm
 
 T = TypeVar("T")
 
@@ -58,9 +59,7 @@ def run(
 
 def checked(lab: Lab, cluster: str, *argv: str, cwd: Path | None = None) -> str:
     """stdout of a Slurm client that must succeed."""
-    result = run(lab, cluster, *argv, cwd=cwd)
-    assert result.returncode == 0, f"{cluster}: {argv} exited {result.returncode}: {result.stderr}"
-    return result.stdout
+    return slurm(lab, cluster, *argv, cwd=cwd, timeout=60)
 
 
 def batch_script(lab: Lab, cluster: str, job: str) -> bytes:

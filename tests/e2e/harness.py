@@ -13,6 +13,8 @@ from sfedlab import Lab
 from sfedlab.daemon import SfeddProcess
 from sfedlab.federation import federation_config, write_config
 
+from tests.deploy.helpers import slurm
+
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
@@ -75,17 +77,9 @@ def write_script(directory: Path, name: str, body: str) -> Path:
     return path
 
 
-def slurm(lab: Lab, cluster: str, *argv: str, stdin: bytes | None = None) -> str:
-    """Run a Slurm command on a lab cluster and return stdout."""
-    result = subprocess.run(
-        list(argv), env=lab.env(cluster), input=stdin, capture_output=True, timeout=60, check=True
-    )
-    return result.stdout.decode()
-
-
 def remote_jobs_tagged(lab: Lab, cluster: str, tag: str) -> list[str]:
     """Ids of every job on `cluster` (any state) whose comment is `tag`."""
-    out = slurm(lab, cluster, "squeue", "-h", "--states=all", "-o", "%i %k")
+    out = slurm(lab, cluster, "squeue", "-h", "--states=all", "-o", "%i %k", timeout=60)
     return [
         line.split(" ", 1)[0] for line in out.splitlines() if line.split(" ", 1)[-1].strip() == tag
     ]
