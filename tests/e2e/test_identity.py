@@ -13,6 +13,7 @@ import pytest
 from scheduler import identity
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+from tests.deploy.helpers import slurm
 from tests.e2e.harness import Daemon, write_script
 
 pytestmark = pytest.mark.lab
@@ -129,10 +130,12 @@ def test_other_user_cannot_drain(daemon: Daemon) -> None:
 
 
 def test_other_user_submits_as_themself(stub: pb_grpc.FederationStub, daemon: Daemon) -> None:
-    """A job submitted with another user's credential is recorded under that user's name."""
+    """A job submitted with another user's credential is theirs in the history and on the pool."""
     spec = pb.JobSpec(script=b"#!/bin/sh\ntrue\n", output="/dev/null", chdir="/tmp")
     reply = stub.SubmitJob(
         pb.SubmitJobRequest(spec=spec), timeout=10, metadata=other_user_credential()
     )
-    assert daemon.show(reply.job_id)["user"] == OTHER_USER
-    daemon.wait_state(reply.job_id)
+    job = daemon.wait_state(reply.job_id)
+    assert (job["user"], job["state"]) == (OTHER_USER, "COMPLETED")
+    shown = slurm(daemon.lab, job["pool"], "scontrol", "show", "job", job["remote_id"])
+    assert f"UserId={OTHER_USER}(" in shown
