@@ -8,14 +8,16 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -25,12 +27,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "FederationConfig",
+    "KubernetesPoolConfig",
+    "KubernetesVolume",
     "LogConfig",
     "LoopConfig",
     "PoolConfig",
     "SSHConfig",
     "ServerConfig",
+    "SlurmPoolConfig",
     "StoreConfig",
+    "Toleration",
     "load_config",
     "parse_config",
 ]
@@ -130,7 +136,9 @@ class SSHConfig(_Strict):
         return v
 
 
-class PoolConfig(_Strict):
+class SlurmPoolConfig(_Strict):
+    """One partition of one Slurm cluster."""
+
     name: Name
     kind: Literal["slurm"] = "slurm"
     transport: Literal["local", "ssh"] = "local"
@@ -162,12 +170,197 @@ class PoolConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _transport(self) -> PoolConfig:
+    def _transport(self) -> SlurmPoolConfig:
         if self.transport == "ssh" and self.ssh is None:
             raise ValueError("transport ssh needs an [ssh] table (host, user, key, known_hosts)")
         if self.transport == "local" and self.ssh is not None:
             raise ValueError("an [ssh] table needs transport = 'ssh'")
         return self
+
+    def path_prefixes(self) -> dict[str, str]:
+        """Federation path -> path on this pool (see scheduler.pathmap)."""
+        return dict(self.path_map)
+
+
+# Kubernetes names and labels (apimachinery's validation rules).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _dns_label(v: str) -> str:
+    if len(v) > 63 or not _DNS_LABEL.match(v):
+        raise ValueError(
+            f"{v!r} is not a DNS label (lowercase letters, digits and '-', at most 63, "
+            "starting and ending with a letter or digit)"
+        )
+    return v
+
+
+def _label_key(key: str) -> str:
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        raise ValueError(f"label key {key!r}: the prefix must be a DNS subdomain")
+    if len(name) > 63 or not _LABEL_NAME.match(name):
+        raise ValueError(f"label key {key!r}: the name must be at most 63 of [A-Za-z0-9-_.]")
+    return key
+
+
+def _label_value(key: str, value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise ValueError(f"label {key}={value!r}: the value must be at most 63 of [A-Za-z0-9-_.]")
+    return value
+
+
+DNSLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
+class Toleration(_Strict):
+    """A toleration of the node pool's taints, as in a pod spec."""
+
+    key: str = ""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = ""
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Toleration:
+        if self.key:
+            _label_key(self.key)
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value")
+        if self.operator == "Equal" and not self.key:
+            raise ValueError("operator Equal needs a key")
+        if self.value:
+            _label_value(self.key, self.value)
+        return self
+
+
+class KubernetesVolume(_Strict):
+    """What is mounted at one absolute path in every pod: exactly one of a PersistentVolumeClaim,
+    a host directory of the node, or an NFS export."""
+
+    pvc: DNSLabel | None = None
+    host_path: str | None = None
+    nfs_server: str | None = None
+    nfs_path: str | None = None
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KubernetesVolume:
+        sources = [s for s in ("pvc", "host_path", "nfs_server") if getattr(self, s) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of pvc, host_path, nfs_server (with nfs_path)")
+        if (self.nfs_server is None) != (self.nfs_path is None):
+            raise ValueError("nfs_server and nfs_path go together")
+        for path in (self.host_path, self.nfs_path):
+            if path is not None and not path.startswith("/"):
+                raise ValueError(f"{path!r} must be an absolute path")
+        return self
+
+
+class KubernetesPoolConfig(_Strict):
+    """A GPU node pool of a Kubernetes cluster (GKE, EKS, on-premises).
+
+    Each federation job becomes an Indexed Job with one pod per Slurm node; see
+    scheduler.pools.kubernetes.
+    """
+
+    name: Name
+    kind: Literal["kubernetes"]
+    kubeconfig: str | None = None  # None: the in-cluster service account (sfedd in a pod)
+    context: str | None = None  # a context of the kubeconfig; None: its current context
+    namespace: DNSLabel = "default"
+    node_selector: dict[str, str] = Field(default_factory=dict)  # the node pool's labels
+    tolerations: tuple[Toleration, ...] = ()  # of the node pool's taints
+    image: str  # the container image the scripts run in; needs python3 (see the README)
+    image_pull_secrets: tuple[DNSLabel, ...] = ()
+    service_account: DNSLabel | None = None
+    # Absolute path in the pods -> its volume: the same paths as on the Slurm pools.
+    path_map: dict[str, KubernetesVolume] = Field(default_factory=dict)
+    gpu_resource: str = "nvidia.com/gpu"
+    run_as_user: Annotated[int, Field(ge=0)] | None = None
+    run_as_group: Annotated[int, Field(ge=0)] | None = None
+    agent_port: Annotated[int, Field(gt=0, lt=65536)] = 6820
+    # Finished Jobs (and their pods and logs) stay this long, then Kubernetes deletes them.
+    ttl_after_finished_s: Annotated[int, Field(ge=60)] = 86400
+    price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
+    weight: Annotated[int, Field(ge=0)] = 1
+
+    # Slurm-only settings, fixed for Kubernetes pools so that every pool answers them.
+    @property
+    def partition(self) -> None:
+        return None
+
+    @property
+    def transport(self) -> str:
+        return "api"
+
+    @property
+    def spool_dir(self) -> None:
+        return None
+
+    @property
+    def submit_as_user(self) -> bool:
+        return False  # pods run as the image's user, or run_as_user
+
+    def path_prefixes(self) -> dict[str, str]:
+        """Volumes are mounted at the federation's own paths: nothing to translate."""
+        return {}
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _kubeconfig(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v) or v != v.strip():
+            raise ValueError("must be a container image reference without spaces")
+        return v
+
+    @field_validator("node_selector")
+    @classmethod
+    def _selector(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            _label_key(key)
+            _label_value(key, value)
+        return v
+
+    @field_validator("gpu_resource")
+    @classmethod
+    def _resource(cls, v: str) -> str:
+        if "/" not in v:
+            raise ValueError("must be an extended resource name such as nvidia.com/gpu")
+        _label_key(v)
+        return v
+
+    @field_validator("path_map")
+    @classmethod
+    def _mounts(cls, v: dict[str, KubernetesVolume]) -> dict[str, KubernetesVolume]:
+        for path in v:
+            if not path.startswith("/") or path.rstrip("/") in ("", "/sfed"):
+                raise ValueError(f"{path!r}: must be an absolute path other than / and /sfed")
+            if "/../" in f"{path}/" or "/./" in f"{path}/":
+                raise ValueError(f"{path!r}: must not contain . or .. parts")
+        return v
+
+
+def _pool_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "slurm"))
+    return str(getattr(value, "kind", "slurm"))
+
+
+PoolConfig: TypeAlias = SlurmPoolConfig | KubernetesPoolConfig
+_AnyPool = Annotated[
+    Annotated[SlurmPoolConfig, Tag("slurm")] | Annotated[KubernetesPoolConfig, Tag("kubernetes")],
+    Discriminator(_pool_kind),
+]
 
 
 class Config(_Strict):
@@ -176,7 +369,7 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     log: LogConfig = Field(default_factory=LogConfig)
-    pools: tuple[PoolConfig, ...] = ()
+    pools: tuple[_AnyPool, ...] = ()
 
     @field_validator("pools")
     @classmethod
@@ -198,10 +391,18 @@ class Config(_Strict):
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        # The pool kind's tag ("pools.0.slurm.partition") says nothing the key does not.
+        loc = [
+            part
+            for i, part in enumerate(item["loc"])
+            if not (i == 2 and item["loc"][0] == "pools" and part in ("slurm", "kubernetes"))
+        ]
+        where = ".".join(str(part) for part in loc) or "(top level)"
         msg = item["msg"]
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif item["type"] == "union_tag_invalid":
+            msg = "kind must be 'slurm' or 'kubernetes'"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         lines.append(f"{where}: {msg}")

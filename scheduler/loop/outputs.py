@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from scheduler.domain import Job
 from scheduler.pathmap import PathMap
 
-__all__ = ["OutputPaths", "remote_output_paths"]
+__all__ = ["POD_LOG", "OutputPaths", "remote_output_paths"]
+
+# The output "path" of a job on a Kubernetes pool: the log of its first pod, read by job id.
+POD_LOG = "(pod log)"
 
 _PATTERN = re.compile(r"%(.)")
 

@@ -37,7 +37,7 @@ from scheduler.domain import (
     RemoteTag,
 )
 from scheduler.loop.capabilities import render_capabilities, write_atomically
-from scheduler.loop.outputs import OutputPaths, remote_output_paths
+from scheduler.loop.outputs import POD_LOG, OutputPaths, remote_output_paths
 from scheduler.pathmap import PathMap
 from scheduler.placement import Policy, never_fits, place
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
@@ -113,7 +113,9 @@ class Loop:
         self.faults = fault_points
         self.policy = Policy(virtual_partition=config.federation.virtual_partition)
         self.pools: dict[str, PoolView] = {
-            pc.name: PoolView(config=pc, adapter=adapters[pc.name], path_map=PathMap(pc.path_map))
+            pc.name: PoolView(
+                config=pc, adapter=adapters[pc.name], path_map=PathMap(pc.path_prefixes())
+            )
             for pc in config.pools
         }
         self._wake = asyncio.Event()
@@ -206,6 +208,8 @@ class Loop:
     def output_paths(self, job: Job, pool: str, attempt: int, remote_id: str | None) -> OutputPaths:
         """Where attempt `attempt` of `job` on `pool` writes its output there."""
         view = self.pools.get(pool)
+        if view is not None and view.config.kind == "kubernetes":
+            return OutputPaths(stdout=POD_LOG, stderr=None)  # both streams in the first pod's log
         return remote_output_paths(
             job,
             attempt,

@@ -67,8 +67,13 @@ class Pool(Protocol):
         not an error."""
         ...
 
-    async def read_output(self, path: str, offset: int, limit: int) -> bytes:
+    async def read_output(
+        self, path: str, offset: int, limit: int, *, remote_id: str = ""
+    ) -> bytes:
         """Up to `limit` bytes of the file `path` on the pool, from byte `offset`.
+
+        `path` is where the loop says the job writes (`Loop.output_paths`); a pool whose jobs'
+        output is not in files (Kubernetes: the first pod's log) reads the job `remote_id`'s.
 
         Read-only, idempotent; one round trip (well under a second for a few MiB on a healthy
         pool). The bytes are returned exactly as stored (binary, NUL, not UTF-8). Fewer than

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from scheduler.config import PoolConfig
+from scheduler.config import KubernetesPoolConfig, PoolConfig
 from scheduler.pools.base import Pool
 
 __all__ = ["build_pool"]
 
 
 def build_pool(config: PoolConfig, *, command_timeout: float = 30.0) -> Pool:
-    """One adapter for one configured pool; optional SDKs are imported only when used."""
+    """One adapter for one configured pool; optional SDKs are imported only when used.
+
+    Raises ConfigError when a pool cannot be set up (an SDK not installed, a bad kubeconfig).
+    """
+    if isinstance(config, KubernetesPoolConfig):
+        from scheduler.pools.kubernetes.adapter import KubernetesPool
+
+        return KubernetesPool(config, timeout=command_timeout)
     from scheduler.pools.slurm.adapter import SlurmPool
     from scheduler.pools.slurm.transport import LocalTransport, SSHTransport, Transport
 

@@ -205,7 +205,7 @@ class FederationServicer(pb_grpc.FederationServicer):
                 if path is not None:
                     try:
                         data = await self.loop.pools[job.pool].adapter.read_output(
-                            path, offset, OUTPUT_CHUNK
+                            path, offset, OUTPUT_CHUNK, remote_id=job.remote_id
                         )
                     except (PoolUnreachable, PoolError) as exc:
                         log.warning(

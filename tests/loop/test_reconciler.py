@@ -81,7 +81,9 @@ class MemoryPool:
                 remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag
             )
 
-    async def read_output(self, path: str, offset: int, limit: int) -> bytes:
+    async def read_output(
+        self, path: str, offset: int, limit: int, *, remote_id: str = ""
+    ) -> bytes:
         self._check()
         return b""
 

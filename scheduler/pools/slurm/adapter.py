@@ -218,7 +218,9 @@ class SlurmPool:
             return
         raise self._failure("scancel", result)
 
-    async def read_output(self, path: str, offset: int, limit: int) -> bytes:
+    async def read_output(
+        self, path: str, offset: int, limit: int, *, remote_id: str = ""
+    ) -> bytes:
         try:
             commands.check_read_request(path, offset, limit)
             if limit == 0:

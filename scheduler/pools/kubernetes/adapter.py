@@ -1,0 +1,253 @@
+"""`KubernetesPool`: one GPU node pool of one Kubernetes cluster, as a federation pool.
+
+    snapshot()     GET nodes (node selector) + GET pods of all namespaces not yet ended
+    submit()       POST Job, then ConfigMap and Service owned by it (names from the tag)
+    find()         GET jobs by the tag's labels, + its ConfigMap and Service
+    poll()         GET jobs and pods with sfed labels in the namespace: two calls for any count
+    cancel()       DELETE Job (propagationPolicy Foreground), its ConfigMap and Service
+    read_output()  GET log of the job's first pod (the batch script's stdout and stderr)
+
+Submission is safe to repeat: the objects' names come from the remote tag, so a second
+attempt to create them meets the first ("409 AlreadyExists") and adopts it after checking
+that it carries the same tag. `find` reports a job only when all three objects exist: after
+a crash between creating the Job and its ConfigMap, the loop submits again and the missing
+objects are made, rather than leaving pods waiting for a ConfigMap that never comes.
+
+The remote id is the Job's name.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from scheduler.config import KubernetesPoolConfig
+from scheduler.domain import NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.pools.kubernetes import capacity, manifests, names, status
+from scheduler.pools.kubernetes.client import KubeApi, KubeRefused
+
+__all__ = ["KubernetesPool"]
+
+_LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+class KubernetesPool:
+    """A `Pool` over the nodes of one Kubernetes cluster that match the pool's selector."""
+
+    def __init__(
+        self, config: KubernetesPoolConfig, *, timeout: float = 30.0, api: KubeApi | None = None
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.namespace = config.namespace
+        self.api = api or KubeApi(config, timeout=timeout)
+        self._runtime = manifests.runtime_files()
+        self._log = structlog.get_logger(pool=config.name)
+
+    def __repr__(self) -> str:
+        return f"KubernetesPool({self.name!r}, {self.api.server}, namespace={self.namespace!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _error(self, what: str, exc: KubeRefused) -> PoolError:
+        return PoolError(f"{self.name}: {what}: {exc.message or exc.reason} ({exc.status})")
+
+    async def _get(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """A read that may find nothing (404 -> None)."""
+        try:
+            result: dict[str, Any] = await self.api.call(method, *args, **kwargs)
+        except KubeRefused as exc:
+            if exc.status == 404:
+                return None
+            raise self._error(f"{getattr(method, '__name__', 'read')}", exc) from None
+        return result
+
+    async def _list(self, method: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        result = await self._get(method, *args, **kwargs)
+        if result is None:
+            raise PoolError(f"{self.name}: namespace {self.namespace!r} not found")
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
+    async def _create(
+        self, kind: str, create: Any, read: Any, body: Mapping[str, Any], tag: RemoteTag
+    ) -> dict[str, Any]:
+        """Create `body`, or adopt the object of that name when it carries the same tag."""
+        name = body["metadata"]["name"]
+        try:
+            created: dict[str, Any] = await self.api.call(
+                create, self.namespace, body, field_validation="Strict"
+            )
+            return created
+        except KubeRefused as exc:
+            if exc.status != 409:
+                self._log.warning("kube.create_refused", kind=kind, name=name, error=str(exc))
+                raise self._error(f"cannot create {kind} {name}", exc) from None
+        existing = await self._get(read, name, self.namespace)
+        if existing is None:  # deleted in between: let the next pass try again
+            raise PoolUnreachable(f"{self.name}: {kind} {name} vanished while created")
+        if names.tag_of(existing.get("metadata") or {}) != tag:
+            raise PoolError(f"{self.name}: {kind} {name} exists and is not {tag.render()}'s")
+        self._log.info("kube.adopted", kind=kind, name=name)
+        return existing
+
+    async def _pods(self, selector: str) -> list[dict[str, Any]]:
+        return await self._list(
+            self.api.core.list_namespaced_pod, self.namespace, label_selector=selector
+        )
+
+    # -- Pool --------------------------------------------------------------------------------
+
+    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
+        selector = ",".join(f"{k}={v}" for k, v in self.config.node_selector.items())
+        nodes = await self._list(self.api.core.list_node, label_selector=selector)
+        if not nodes:
+            raise PoolError(f"{self.name}: no node matches the node selector {selector!r}")
+        pods = await self._list(
+            self.api.core.list_pod_for_all_namespaces, field_selector=_LIVE_PODS
+        )
+        try:
+            snapshot = capacity.node_snapshots(
+                nodes,
+                pods,
+                gpu_resource=self.config.gpu_resource,
+                tolerations=self.config.tolerations,
+            )
+        except (capacity.QuantityError, KeyError) as exc:
+            raise PoolError(f"{self.name}: unreadable node or pod: {exc}") from exc
+        self._log.debug(
+            "kube.snapshot",
+            nodes=len(snapshot),
+            schedulable=sum(n.schedulable for n in snapshot),
+            gpus_free=sum(n.gpus_free for n in snapshot if n.schedulable),
+        )
+        return snapshot
+
+    async def submit(self, submission: RemoteSubmission) -> str:
+        tag = submission.tag
+        try:
+            objects = manifests.build(
+                submission, self.config, secrets.token_hex(16), runtime=self._runtime
+            )
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: cannot submit {tag.render()}: {exc}") from exc
+        if objects.dropped_env:
+            self._log.warning("kube.env_dropped", tag=tag.render(), names=objects.dropped_env)
+        core, batch = self.api.core, self.api.batch
+        job = await self._create(
+            "Job", batch.create_namespaced_job, batch.read_namespaced_job, objects.job, tag
+        )
+        # The ConfigMap keeps the token of the first submission when it is adopted: the pods
+        # of the adopted Job read whatever the ConfigMap holds, so the two always agree.
+        await self._create(
+            "ConfigMap",
+            core.create_namespaced_config_map,
+            core.read_namespaced_config_map,
+            manifests.owned_by(objects.config_map, job),
+            tag,
+        )
+        await self._create(
+            "Service",
+            core.create_namespaced_service,
+            core.read_namespaced_service,
+            manifests.owned_by(objects.service, job),
+            tag,
+        )
+        self._log.info("kube.submit", tag=tag.render(), remote_id=objects.name)
+        return objects.name
+
+    async def find(self, tag: RemoteTag) -> RemoteJob | None:
+        jobs = await self._list(
+            self.api.batch.list_namespaced_job,
+            self.namespace,
+            label_selector=names.tag_selector(tag),
+        )
+        jobs = [j for j in jobs if names.tag_of(j.get("metadata") or {}) == tag]
+        if not jobs:
+            return None
+        job = jobs[0]
+        name = job["metadata"]["name"]
+        companions = [
+            await self._get(self.api.core.read_namespaced_config_map, name, self.namespace),
+            await self._get(self.api.core.read_namespaced_service, name, self.namespace),
+        ]
+        if any(c is None for c in companions):
+            self._log.info("kube.find_incomplete", tag=tag.render(), remote_id=name)
+            return None  # the loop submits again, which completes the set
+        pods = await self._pods(f"{names.JOB_LABEL}={name}")
+        return status.remote_job(job, pods)
+
+    async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
+        if not remote_ids:
+            return {}
+        jobs = await self._list(
+            self.api.batch.list_namespaced_job, self.namespace, label_selector=names.JOB_ID_LABEL
+        )
+        pods = await self._pods(names.JOB_LABEL)
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            owner = ((pod.get("metadata") or {}).get("labels") or {}).get(names.JOB_LABEL)
+            by_job.setdefault(str(owner), []).append(pod)
+        known = {j["metadata"]["name"]: j for j in jobs}
+        result: dict[str, RemoteJob] = {}
+        for remote_id in remote_ids:
+            job = known.get(remote_id)
+            result[remote_id] = (
+                status.remote_job(job, by_job.get(remote_id, []))
+                if job is not None
+                else status.deleted(remote_id)
+            )
+        self._log.debug("kube.poll", asked=len(remote_ids), found=len(known))
+        return result
+
+    async def cancel(self, remote_id: str) -> None:
+        core, batch = self.api.core, self.api.batch
+        for kind, delete in (
+            ("Job", batch.delete_namespaced_job),
+            ("ConfigMap", core.delete_namespaced_config_map),
+            ("Service", core.delete_namespaced_service),
+        ):
+            try:
+                await self.api.call(
+                    delete, remote_id, self.namespace, propagation_policy="Foreground"
+                )
+            except KubeRefused as exc:
+                if exc.status != 404:
+                    raise self._error(f"cannot delete {kind} {remote_id}", exc) from None
+        self._log.info("kube.cancel", remote_id=remote_id)
+
+    async def read_output(
+        self, path: str, offset: int, limit: int, *, remote_id: str = ""
+    ) -> bytes:
+        if offset < 0 or limit < 0:
+            raise PoolError(f"{self.name}: offset and limit must not be negative")
+        if not remote_id:
+            raise PoolError(f"{self.name}: output is read by job, and no job was named")
+        if limit == 0:
+            return b""
+        pods = await self._pods(f"{names.JOB_LABEL}={remote_id},{names.INDEX_LABEL}=0")
+        if not pods:
+            return b""
+        newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        try:
+            data = await self.api.call(
+                self.api.core.read_namespaced_pod_log,
+                newest["metadata"]["name"],
+                self.namespace,
+                container=manifests.CONTAINER,
+                limit_bytes=offset + limit,
+            )
+        except KubeRefused as exc:
+            if exc.status in (400, 404):  # not started yet, or gone
+                return b""
+            raise self._error(f"cannot read the log of {remote_id}", exc) from None
+        chunk = bytes(data)[offset : offset + limit]
+        self._log.debug("kube.read_output", remote_id=remote_id, offset=offset, size=len(chunk))
+        return chunk
+
+    async def close(self) -> None:
+        await self.api.close()

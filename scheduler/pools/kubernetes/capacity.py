@@ -1,0 +1,166 @@
+"""Free and total resources of a node pool from its Node and Pod objects. Pure.
+
+A node counts when it is Ready, not cordoned, carries the pool's labels (the API call filters
+by the node selector) and has no NoSchedule/NoExecute taint the pool does not tolerate. Its
+free GPUs are its allocatable GPUs minus the requests of the pods bound to it that have not
+ended, whoever owns them: other tenants' pods take GPUs too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from scheduler.config import Toleration
+from scheduler.domain import NodeSnapshot
+
+__all__ = ["QuantityError", "node_snapshots", "parse_quantity", "pod_requests", "tolerates"]
+
+_SUFFIX = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[a-zA-Z]*)$")
+_ENDED = frozenset({"Succeeded", "Failed"})
+
+
+class QuantityError(ValueError):
+    """Not a Kubernetes resource quantity."""
+
+
+def parse_quantity(text: str | int | float) -> Decimal:
+    """A Kubernetes quantity ("7500m", "32Gi", "1e3", 4) as a number of base units."""
+    if isinstance(text, int | float):
+        return Decimal(str(text))
+    match = _QUANTITY.match(text.strip())
+    if not match:
+        raise QuantityError(f"not a quantity: {text!r}")
+    number, suffix = match.groups()
+    try:
+        value = Decimal(number)
+    except InvalidOperation:
+        raise QuantityError(f"not a quantity: {text!r}") from None
+    if suffix[:1] in ("e", "E"):
+        return value * Decimal(10) ** int(suffix[1:])
+    if suffix not in _SUFFIX:
+        raise QuantityError(f"unknown suffix in quantity {text!r}")
+    return value * _SUFFIX[suffix]
+
+
+def pod_requests(pod: Mapping[str, Any]) -> dict[str, Decimal]:
+    """What a pod takes from its node: the sum over its containers, or the largest init
+    container when that is more (the scheduler's rule). Limits stand in for missing requests."""
+
+    def of(containers: Iterable[Mapping[str, Any]]) -> list[dict[str, Decimal]]:
+        out = []
+        for container in containers:
+            res = container.get("resources") or {}
+            merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+            out.append({k: parse_quantity(v) for k, v in merged.items()})
+        return out
+
+    spec = pod.get("spec") or {}
+    total: dict[str, Decimal] = {}
+    for req in of(spec.get("containers") or ()):
+        for key, value in req.items():
+            total[key] = total.get(key, Decimal(0)) + value
+    for req in of(spec.get("initContainers") or ()):
+        for key, value in req.items():
+            total[key] = max(total.get(key, Decimal(0)), value)
+    return total
+
+
+def tolerates(tolerations: Sequence[Toleration], taint: Mapping[str, Any]) -> bool:
+    """Whether one of the tolerations lets pods onto a node with `taint`."""
+    for t in tolerations:
+        if t.effect and t.effect != taint.get("effect"):
+            continue
+        if t.operator == "Exists" and (not t.key or t.key == taint.get("key")):
+            return True
+        if (
+            t.operator == "Equal"
+            and t.key == taint.get("key")
+            and t.value == taint.get("value", "")
+        ):
+            return True
+    return False
+
+
+def _unusable(node: Mapping[str, Any], tolerations: Sequence[Toleration]) -> str:
+    """Why pods of the pool cannot go to the node now, or "" when they can."""
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    if spec.get("unschedulable"):
+        return "cordoned"
+    ready = [c for c in status.get("conditions") or () if c.get("type") == "Ready"]
+    if not ready or ready[0].get("status") != "True":
+        return "not ready"
+    for taint in spec.get("taints") or ():
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return f"taint {taint.get('key')}"
+    return ""
+
+
+def _amounts(
+    allocatable: Mapping[str, Any],
+    taken: Mapping[str, Decimal],
+    key: str,
+    scale: Decimal = Decimal(1),
+) -> tuple[int, int]:
+    """Total and free whole units of `key` (CPUs, MiB, GPUs); a fractional CPU left is none."""
+    total = parse_quantity(allocatable.get(key, "0")) / scale
+    free = total - taken.get(key, Decimal(0)) / scale
+    return int(total), max(0, int(free))
+
+
+def node_snapshots(
+    nodes: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    gpu_resource: str,
+    tolerations: Sequence[Toleration] = (),
+) -> tuple[NodeSnapshot, ...]:
+    """One NodeSnapshot per node, sorted by name; QuantityError for an unreadable quantity."""
+    used: dict[str, dict[str, Decimal]] = {}
+    for pod in pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name or (pod.get("status") or {}).get("phase") in _ENDED:
+            continue
+        bucket = used.setdefault(node_name, {})
+        for key, value in pod_requests(pod).items():
+            bucket[key] = bucket.get(key, Decimal(0)) + value
+    out = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        taken = used.get(name, {})
+
+        gpus_total, gpus_free = _amounts(allocatable, taken, gpu_resource)
+        cpus_total, cpus_free = _amounts(allocatable, taken, "cpu")
+        mem_total, mem_free = _amounts(allocatable, taken, "memory", Decimal(2) ** 20)
+        out.append(
+            NodeSnapshot(
+                name=name,
+                gpus_total=gpus_total,
+                gpus_free=gpus_free,
+                cpus_total=cpus_total,
+                cpus_free=cpus_free,
+                mem_total_mb=mem_total,
+                mem_free_mb=mem_free,
+                schedulable=not _unusable(node, tolerations),
+            )
+        )
+    return tuple(sorted(out, key=lambda n: n.name))

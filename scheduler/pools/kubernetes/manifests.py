@@ -1,0 +1,321 @@
+"""The Kubernetes objects of one federation job. Pure: dicts as the API server takes them.
+
+One attempt of a job on N nodes with G GPUs each becomes:
+
+- an Indexed Job, completions = parallelism = N, backoffLimit 0 (a failed node fails the job,
+  as in Slurm), one pod per Kubernetes node (required pod anti-affinity on the hostname),
+  G `nvidia.com/gpu` per pod as a limit, the pool's node selector and tolerations;
+- a headless Service (publishNotReadyAddresses) that gives the pods stable DNS names
+  `<name>-<index>.<name>`, with a DNS search path so that the short `<name>-<index>` of
+  SLURM_JOB_NODELIST resolves too;
+- a ConfigMap holding the batch script (binaryData: byte for byte), the in-pod runtime
+  (runtime/sfed_pod.py and the `srun` and `scontrol` shims) and a per-job token that the
+  runtime's agents require, mounted read-only at /sfed.
+
+The Service and ConfigMap are owned by the Job, so Kubernetes deletes them with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from scheduler.config import KubernetesPoolConfig, KubernetesVolume
+from scheduler.domain import RemoteSubmission
+from scheduler.pools.kubernetes import names
+
+__all__ = [
+    "CONFIGMAP_LIMIT",
+    "CONTAINER",
+    "RUNTIME_DIR",
+    "JobObjects",
+    "build",
+    "environment",
+    "owned_by",
+    "runtime_files",
+]
+
+CONTAINER = "job"
+RUNTIME_DIR = "/sfed"
+CONFIGMAP_LIMIT = 1024 * 1024  # the API server refuses larger ConfigMaps
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what a pod's env accepts
+_RUNTIME = ("sfed_pod.py", "srun", "scontrol")
+_PATTERN = re.compile(r"%(.)")
+# The login node's own settings: inside the image they would break it (PATH, LD_*) or lie.
+_HOST_ONLY = re.compile(
+    r"^(PATH|HOME|HOSTNAME|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|MAIL|TMPDIR|DISPLAY|TERM|_"
+    r"|LD_[A-Z_]*|SSH_[A-Z_]*|XDG_[A-Z_]*|KUBERNETES_[A-Z_]*|SLURM_[A-Z_]*|SFED_[A-Z_]*)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobObjects:
+    """The three objects of one attempt; the ConfigMap and Service get their owner (the Job's
+    uid) with `owned_by` once the Job exists."""
+
+    name: str
+    job: dict[str, Any]
+    config_map: dict[str, Any]
+    service: dict[str, Any]
+    dropped_env: tuple[str, ...] = ()  # variables a pod cannot hold, left out
+
+
+def runtime_files() -> dict[str, str]:
+    """The in-pod runtime, as shipped in the package (scheduler/pools/kubernetes/runtime)."""
+    root = resources.files("scheduler.pools.kubernetes").joinpath("runtime")
+    return {name: root.joinpath(name).read_text(encoding="utf-8") for name in _RUNTIME}
+
+
+def _metadata(name: str, submission: RemoteSubmission, namespace: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**names.tag_labels(submission.tag), names.JOB_LABEL: name},
+        "annotations": {
+            names.TAG_ANNOTATION: submission.tag.render(),
+            names.JOB_NAME_ANNOTATION: submission.request.job_name,
+        },
+    }
+
+
+def _expand(pattern: str, submission: RemoteSubmission) -> str:
+    """sbatch's filename patterns that mean something here (%j, %x, %u, %%); others stay."""
+    values = {
+        "j": str(submission.tag.job_id),
+        "x": submission.request.job_name,
+        "u": submission.run_as or "",
+        "%": "%",
+    }
+    path = _PATTERN.sub(lambda m: values.get(m.group(1), m.group(0)), pattern)
+    chdir = submission.request.chdir
+    if not path.startswith("/") and chdir:
+        path = posixpath.join(chdir, path)
+    return path
+
+
+def environment(
+    submission: RemoteSubmission, config: KubernetesPoolConfig, name: str
+) -> tuple[list[dict[str, str]], tuple[str, ...]]:
+    """The pods' environment: the job's own, the Slurm variables a batch script reads, the
+    runtime's settings; and the names left out because a pod's env cannot hold them."""
+    request = submission.request
+    nodes = request.nodes
+    slurm = {
+        "SLURM_JOB_ID": str(submission.tag.job_id),
+        "SLURM_JOBID": str(submission.tag.job_id),
+        "SLURM_JOB_NAME": request.job_name,
+        "SLURM_JOB_NODELIST": names.nodelist(name, nodes),
+        "SLURM_NODELIST": names.nodelist(name, nodes),
+        "SLURM_NNODES": str(nodes),
+        "SLURM_JOB_NUM_NODES": str(nodes),
+        "SLURM_NTASKS": str(request.tasks),
+        "SLURM_NPROCS": str(request.tasks),
+        "SLURM_CPUS_PER_TASK": str(request.cpus_per_task),
+        "SLURM_GPUS_ON_NODE": str(request.gpus_per_node),
+        "SLURM_SUBMIT_DIR": request.chdir or "/",
+        "SLURM_CLUSTER_NAME": config.name,
+        "SLURM_JOB_PARTITION": config.name,
+    }
+    if request.tasks % nodes == 0:
+        slurm["SLURM_NTASKS_PER_NODE"] = str(request.tasks // nodes)
+    runtime = {
+        "SFED_NODES": ",".join(names.hostnames(name, nodes)),
+        "SFED_AGENT_PORT": str(config.agent_port),
+        "SFED_DIR": RUNTIME_DIR,
+    }
+    if request.chdir:
+        runtime["SFED_CHDIR"] = request.chdir
+    if request.output:
+        runtime["SFED_STDOUT"] = _expand(request.output, submission)
+    if request.error:
+        runtime["SFED_STDERR"] = _expand(request.error, submission)
+    own = {k: v for k, v in request.environment.items() if not _HOST_ONLY.match(k)}
+    merged = {**own, **submission.environment, **slurm, **runtime}
+    kept = {k: v for k, v in merged.items() if _ENV_NAME.match(k) and "\0" not in v}
+    dropped = tuple(sorted(set(merged) - set(kept)))
+    return [{"name": k, "value": v} for k, v in kept.items()], dropped
+
+
+def _volume(index: int, volume: KubernetesVolume) -> dict[str, Any]:
+    name = f"path-{index}"
+    if volume.pvc is not None:
+        return {
+            "name": name,
+            "persistentVolumeClaim": {"claimName": volume.pvc, "readOnly": volume.read_only},
+        }
+    if volume.host_path is not None:
+        return {"name": name, "hostPath": {"path": volume.host_path, "type": "Directory"}}
+    return {
+        "name": name,
+        "nfs": {"server": volume.nfs_server, "path": volume.nfs_path, "readOnly": volume.read_only},
+    }
+
+
+def _resources(submission: RemoteSubmission, config: KubernetesPoolConfig) -> dict[str, Any]:
+    request = submission.request
+    requests: dict[str, str] = {"cpu": str(request.cpus_per_node)}
+    limits: dict[str, str] = {}
+    if request.mem_per_node_mb is not None:
+        requests["memory"] = limits["memory"] = f"{request.mem_per_node_mb}Mi"
+    if request.gpus_per_node:
+        # Extended resources are not overcommitted: the limit is the request.
+        requests[config.gpu_resource] = limits[config.gpu_resource] = str(request.gpus_per_node)
+    out: dict[str, Any] = {"requests": requests}
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _pod_spec(
+    name: str, submission: RemoteSubmission, config: KubernetesPoolConfig, env: list[dict[str, str]]
+) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": "sfed", "mountPath": RUNTIME_DIR, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "sfed",
+            "configMap": {
+                "name": name,
+                "defaultMode": 0o444,
+                "items": [
+                    {"key": "sfed_pod.py", "path": "sfed_pod.py", "mode": 0o555},
+                    {"key": "srun", "path": "bin/srun", "mode": 0o555},
+                    {"key": "scontrol", "path": "bin/scontrol", "mode": 0o555},
+                    {"key": "script", "path": "script"},
+                    {"key": "token", "path": "token"},
+                ],
+            },
+        }
+    ]
+    for index, (path, volume) in enumerate(sorted(config.path_map.items())):
+        volumes.append(_volume(index, volume))
+        mounts.append(
+            {"name": f"path-{index}", "mountPath": path.rstrip("/"), "readOnly": volume.read_only}
+        )
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": config.image,
+        "command": ["python3", f"{RUNTIME_DIR}/sfed_pod.py"],
+        "env": env,
+        "ports": [{"name": "sfed-agent", "containerPort": config.agent_port}],
+        "resources": _resources(submission, config),
+        "volumeMounts": mounts,
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "subdomain": name,
+        "dnsConfig": {"searches": [f"{name}.{config.namespace}.svc.cluster.local"]},
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {names.JOB_LABEL: name}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if config.node_selector:
+        spec["nodeSelector"] = dict(config.node_selector)
+    if config.tolerations:
+        spec["tolerations"] = [
+            {k: v for k, v in t.model_dump().items() if v != ""} for t in config.tolerations
+        ]
+    security = {
+        key: value
+        for key, value in (("runAsUser", config.run_as_user), ("runAsGroup", config.run_as_group))
+        if value is not None
+    }
+    if security:
+        spec["securityContext"] = security
+    if config.service_account:
+        spec["serviceAccountName"] = config.service_account
+    if config.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
+    return spec
+
+
+def build(
+    submission: RemoteSubmission,
+    config: KubernetesPoolConfig,
+    token: str,
+    runtime: Mapping[str, str] | None = None,
+) -> JobObjects:
+    """The Job, ConfigMap and Service for `submission`; ValueError for a job the pool cannot
+    take as asked (a script too large for a ConfigMap, a name that does not fit)."""
+    request = submission.request
+    if request.nodes < 1 or request.tasks < request.nodes:
+        raise ValueError(f"{request.nodes} nodes and {request.tasks} tasks cannot be placed")
+    name = names.object_name(submission.tag, request.job_name)
+    env, dropped = environment(submission, config, name)
+    runtime = runtime_files() if runtime is None else runtime
+    labels = {**names.tag_labels(submission.tag), names.JOB_LABEL: name}
+
+    data = {**runtime, "token": token}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(name, submission, config.namespace),
+        "data": data,
+        "binaryData": {"script": base64.b64encode(request.script).decode("ascii")},
+    }
+    size = len(request.script) + sum(len(v.encode()) for v in data.values())
+    if size > CONFIGMAP_LIMIT:
+        raise ValueError(
+            f"the script and runtime take {size} bytes, more than a ConfigMap holds "
+            f"({CONFIGMAP_LIMIT}); keep large data out of the batch script"
+        )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, submission, config.namespace),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,  # peers resolve before they are Ready
+            "selector": {names.JOB_LABEL: name},
+            "ports": [{"name": "sfed-agent", "port": config.agent_port}],
+        },
+    }
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": request.nodes,
+        "parallelism": request.nodes,
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": config.ttl_after_finished_s,
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": _pod_spec(name, submission, config, env),
+        },
+    }
+    if request.time_limit_min is not None:
+        job_spec["activeDeadlineSeconds"] = request.time_limit_min * 60
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(name, submission, config.namespace),
+        "spec": job_spec,
+    }
+    return JobObjects(name, job, config_map, service, dropped)
+
+
+def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` with an ownerReference to the created Job (its uid), so that it goes with it."""
+    meta = job["metadata"]
+    owner = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": False,
+        "blockOwnerDeletion": True,
+    }
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}

@@ -1,0 +1,183 @@
+"""A federation attempt's state from its Job and pods. Pure.
+
+Job condition Complete                      COMPLETED, exit 0
+Job condition Failed / FailureTarget        FAILED, the failed container's exit code;
+  a pod evicted or preempted (condition DisruptionTarget, reason Evicted)
+                                            FAILED "preempted: ..." (as Slurm's PREEMPTED)
+  reason DeadlineExceeded                   FAILED "time limit reached"
+Job being deleted, or gone                  CANCELLED (someone deleted it on the cluster)
+first pod's container running               RUNNING
+otherwise                                   PENDING, with the scheduler's or kubelet's word
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from scheduler.domain import AttemptState, RemoteJob
+from scheduler.pools.kubernetes import names
+
+__all__ = ["deleted", "remote_job"]
+
+_DISRUPTIONS = {
+    "PreemptionByScheduler": "preempted by a higher-priority pod",
+    "EvictionByEvictionAPI": "evicted (Eviction API: drain or autoscaler)",
+    "DeletionByTaintManager": "evicted: its node got a NoExecute taint",
+    "TerminationByKubelet": "evicted by the kubelet (node pressure or shutdown)",
+}
+
+
+def _time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _index(pod: Mapping[str, Any]) -> int:
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(names.INDEX_LABEL, "")
+    return int(value) if str(value).isdigit() else 1 << 30
+
+
+def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return statuses[0] if statuses else {}
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    state = _container(pod).get("state") or {}
+    term = state.get("terminated")
+    return term if isinstance(term, Mapping) else None
+
+
+def _disruption(pods: Sequence[Mapping[str, Any]]) -> str:
+    """Why a pod of the job was taken away, or "" when none was."""
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        cond = _condition(pod, "DisruptionTarget")
+        if cond is not None:
+            what = _DISRUPTIONS.get(str(cond.get("reason")), f"disrupted ({cond.get('reason')})")
+            return f"preempted: pod {name} {what}"
+        if (pod.get("status") or {}).get("reason") == "Evicted":
+            message = (pod.get("status") or {}).get("message", "")
+            return f"preempted: pod {name} evicted by the kubelet" + (
+                f" ({message})" if message else ""
+            )
+    return ""
+
+
+def _exit_code(pods: Sequence[Mapping[str, Any]]) -> int | None:
+    """The batch script's exit code (pod 0), else the first failed pod's."""
+    ended = [(p, t) for p in pods if (t := _terminated(p)) is not None]
+    for pod, term in ended:
+        if _index(pod) == 0 and term.get("exitCode") not in (None, 0):
+            return int(term["exitCode"])
+    for _, term in ended:
+        if term.get("exitCode") not in (None, 0):
+            return int(term["exitCode"])
+    return None
+
+
+def _waiting(pods: Sequence[Mapping[str, Any]]) -> str:
+    """The scheduler's or the kubelet's word on why the job has not started."""
+    for pod in pods:
+        cond = next(
+            (
+                c
+                for c in (pod.get("status") or {}).get("conditions") or ()
+                if c.get("type") == "PodScheduled" and c.get("status") == "False"
+            ),
+            None,
+        )
+        if cond is not None:
+            return f"{cond.get('reason', 'Unschedulable')}: {cond.get('message', '')}".strip()
+    for pod in pods:
+        waiting = (_container(pod).get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason and reason != "ContainerCreating":
+            return f"{reason}: {waiting.get('message', '')}".strip(" :")
+    return "starting pods" if pods else "creating pods"
+
+
+def deleted(remote_id: str) -> RemoteJob:
+    """A Job that is gone: on Kubernetes, someone deleted it (a finished one the loop has
+    already recorded; Jobs outlive their end by the pool's ttl_after_finished_s)."""
+    return RemoteJob(remote_id, AttemptState.CANCELLED, reason="the Job was deleted on the cluster")
+
+
+def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RemoteJob:
+    """The attempt's state from its Job and the pods Kubernetes made for it."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    pods = sorted(pods, key=_index)
+    tag = names.tag_of(meta)
+    nodelist = ",".join(
+        dict.fromkeys(n for p in pods if (n := (p.get("spec") or {}).get("nodeName")))
+    )
+    started = min(
+        (
+            t
+            for p in pods
+            if (
+                t := _time(
+                    ((_container(p).get("state") or {}).get("running") or {}).get("startedAt")
+                )
+                or _time((_terminated(p) or {}).get("startedAt"))
+            )
+            is not None
+        ),
+        default=None,
+    )
+    common: dict[str, Any] = {"tag": tag, "nodelist": nodelist, "started_at": started}
+    name = str(meta.get("name", ""))
+
+    if _condition(job, "Complete") is not None:
+        return RemoteJob(
+            name,
+            AttemptState.COMPLETED,
+            exit_code=0,
+            ended_at=_time(status.get("completionTime")),
+            **common,
+        )
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed is not None:
+        ended = _time(failed.get("lastTransitionTime"))
+        reason = _disruption(pods)
+        if not reason and failed.get("reason") == "DeadlineExceeded":
+            reason = "time limit reached"
+        if not reason:
+            reason = f"failed ({failed.get('reason')}: {failed.get('message', '')})".replace(
+                ": )", ")"
+            )
+        return RemoteJob(
+            name,
+            AttemptState.FAILED,
+            exit_code=_exit_code(pods),
+            reason=reason,
+            ended_at=ended,
+            **common,
+        )
+    if meta.get("deletionTimestamp"):
+        return RemoteJob(
+            name,
+            AttemptState.CANCELLED,
+            reason="the Job is being deleted",
+            ended_at=_time(meta.get("deletionTimestamp")),
+            **common,
+        )
+    first = pods[0] if pods else None
+    if (
+        first is not None
+        and _index(first) == 0
+        and (_container(first).get("state") or {}).get("running")
+    ):
+        return RemoteJob(name, AttemptState.RUNNING, **common)
+    return RemoteJob(name, AttemptState.PENDING, reason=_waiting(pods), **common)
