@@ -1,0 +1,298 @@
+"""The Job, Service and ConfigMap of a submission, checked against Kubernetes' own schemas."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from scheduler.config import KubernetesPoolConfig, parse_config
+from scheduler.domain import JobRequest, RemoteSubmission, RemoteTag
+from scheduler.pools.kubernetes import manifests, names
+
+KUBERNETES_VERSION = "1.37"  # the schemas the manifests must satisfy (kubernetes-validate)
+RUNTIME = {"sfed_pod.py": "print('runtime')\n", "srun": "#!srun\n", "scontrol": "#!scontrol\n"}
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def pool(**overrides: Any) -> KubernetesPoolConfig:
+    data = {"name": "kube", "kind": "kubernetes", "image": "nvcr.io/nvidia/pytorch:25.01-py3"}
+    config = parse_config({"pools": [{**data, **overrides}]})
+    result = config.pools[0]
+    assert isinstance(result, KubernetesPoolConfig)
+    return result
+
+
+def submission(**request: Any) -> RemoteSubmission:
+    fields: dict[str, Any] = {"script": b"#!/bin/bash\nsrun hostname\n", "nodes": 2}
+    fields.update(request)
+    return RemoteSubmission(
+        tag=RemoteTag("fed", 42, 1),
+        request=JobRequest(**fields),
+        environment={"SFED_JOB_ID": "42", "SFED_CHECKPOINT_DIR": "/ckpt/42"},
+    )
+
+
+def build(
+    sub: RemoteSubmission | None = None, config: KubernetesPoolConfig | None = None
+) -> manifests.JobObjects:
+    return manifests.build(sub or submission(), config or pool(), "t0ken", runtime=RUNTIME)
+
+
+def env_of(objects: manifests.JobObjects) -> dict[str, str]:
+    container = objects.job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def assert_valid(obj: dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+FULL_POOL: dict[str, Any] = {
+    "namespace": "gpu-burst",
+    "node_selector": {"cloud.google.com/gke-nodepool": "a100-pool"},
+    "tolerations": [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "dedicated", "value": "ml", "effect": "NoExecute"},
+    ],
+    "path_map": {
+        "/shared": {"pvc": "shared-data"},
+        "/datasets": {"host_path": "/mnt/datasets", "read_only": True},
+        "/ckpt": {"nfs_server": "10.0.0.2", "nfs_path": "/exports/ckpt"},
+    },
+    "run_as_user": 1000,
+    "run_as_group": 1000,
+    "service_account": "trainer",
+    "image_pull_secrets": ["regcred"],
+    "gpu_resource": "nvidia.com/gpu",
+}
+
+CASES = {
+    "two-nodes-gpus": (submission(gpus_per_node=4), pool()),
+    "cpu-only-one-node": (submission(nodes=1, gpus_per_node=0), pool()),
+    "mem-time-chdir-output": (
+        submission(
+            gpus_per_node=8,
+            mem_per_node_mb=64000,
+            time_limit_min=90,
+            chdir="/shared/run",
+            output="out-%j.log",
+            error="/shared/err-%x.log",
+        ),
+        pool(),
+    ),
+    "full-pool": (submission(gpus_per_node=8, ntasks=16, cpus_per_task=4), pool(**FULL_POOL)),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+@pytest.mark.parametrize("kind", ["job", "config_map", "service"])
+def test_every_manifest_passes_the_kubernetes_schema(
+    case: tuple[RemoteSubmission, KubernetesPoolConfig], kind: str
+) -> None:
+    """Each object validates strictly (no unknown field, all required ones) against 1.37."""
+    objects = build(*case)
+    obj = getattr(objects, kind)
+    if kind != "job":
+        obj = manifests.owned_by(obj, {"metadata": {"name": objects.name, "uid": "u-1"}})
+    assert_valid(obj)
+
+
+def test_schema_check_rejects_an_unknown_field() -> None:
+    """The strict schema check used above does catch a misspelt field."""
+    job = build().job
+    job["spec"]["template"]["spec"]["containers"][0]["gpus"] = 4
+    with pytest.raises(kubernetes_validate.ValidationError):
+        assert_valid(job)
+
+
+@pytest.mark.parametrize(
+    "job_name", ["sbatch", "Train ResNet-50 (v2)!", "x" * 300, "---", "训练", "a.b_c"]
+)
+def test_names_are_dns_labels_whatever_the_job_name(job_name: str) -> None:
+    """Job, Service and ConfigMap share a DNS-1035 name with room for the pod index."""
+    objects = build(submission(job_name=job_name))
+    assert DNS_1035.match(objects.name) and len(objects.name) <= names.MAX_NAME
+    for obj in (objects.job, objects.config_map, objects.service):
+        assert obj["metadata"]["name"] == objects.name
+        assert obj["metadata"]["annotations"][names.JOB_NAME_ANNOTATION] == job_name
+
+
+def test_objects_carry_the_tag_as_labels_and_annotation() -> None:
+    """A restarted sfedd finds the objects by the federation job id and attempt."""
+    objects = build()
+    for obj in (objects.job, objects.config_map, objects.service):
+        meta = obj["metadata"]
+        assert meta["labels"][names.JOB_ID_LABEL] == "42"
+        assert meta["labels"][names.ATTEMPT_LABEL] == "1"
+        assert meta["annotations"][names.TAG_ANNOTATION] == "sfed/fed/42/1"
+    assert objects.job["spec"]["template"]["metadata"]["labels"][names.JOB_LABEL] == objects.name
+
+
+def test_indexed_job_has_one_pod_per_node_and_fails_on_the_first_failure() -> None:
+    """completions = parallelism = nodes, backoffLimit 0, restartPolicy Never."""
+    spec = build(submission(nodes=3)).job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    assert spec["backoffLimit"] == 0
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_pods_spread_one_per_kubernetes_node() -> None:
+    """Required anti-affinity on the hostname against the job's own pods."""
+    objects = build()
+    terms = objects.job["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert terms == [
+        {
+            "labelSelector": {"matchLabels": {names.JOB_LABEL: objects.name}},
+            "topologyKey": "kubernetes.io/hostname",
+        }
+    ]
+
+
+def test_gpus_are_limits_equal_to_requests_per_pod() -> None:
+    """nvidia.com/gpu is asked per pod, as a limit equal to the request."""
+    res = build(submission(gpus_per_node=4)).job["spec"]["template"]["spec"]["containers"][0][
+        "resources"
+    ]
+    assert res["limits"]["nvidia.com/gpu"] == res["requests"]["nvidia.com/gpu"] == "4"
+
+
+def test_no_gpu_resource_when_the_job_asks_none() -> None:
+    """A CPU job does not ask for GPUs at all."""
+    res = build(submission(gpus_per_node=0)).job["spec"]["template"]["spec"]["containers"][0][
+        "resources"
+    ]
+    assert "nvidia.com/gpu" not in res["requests"] and "limits" not in res
+
+
+def test_cpus_per_pod_follow_the_tasks_on_a_node() -> None:
+    """16 tasks of 4 CPUs on 2 nodes: each pod asks 32 CPUs."""
+    container = build(submission(ntasks=16, cpus_per_task=4)).job["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["resources"]["requests"]["cpu"] == "32"
+
+
+def test_path_map_mounts_volumes_at_the_federation_paths() -> None:
+    """PVC, hostPath and NFS volumes are mounted at the same absolute paths as on Slurm."""
+    spec = build(config=pool(**FULL_POOL)).job["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes[mounts["/shared"]["name"]]["persistentVolumeClaim"]["claimName"] == "shared-data"
+    assert volumes[mounts["/datasets"]["name"]]["hostPath"]["path"] == "/mnt/datasets"
+    assert mounts["/datasets"]["readOnly"] is True
+    assert volumes[mounts["/ckpt"]["name"]]["nfs"] == {
+        "server": "10.0.0.2",
+        "path": "/exports/ckpt",
+        "readOnly": False,
+    }
+    assert mounts["/sfed"]["readOnly"] is True
+
+
+def test_node_pool_selector_tolerations_and_identity_are_applied() -> None:
+    """The pool's node selector, tolerations, user, service account and pull secret."""
+    spec = build(config=pool(**FULL_POOL)).job["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-nodepool": "a100-pool"}
+    assert spec["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"},
+    ]
+    assert spec["securityContext"] == {"runAsUser": 1000, "runAsGroup": 1000}
+    assert spec["serviceAccountName"] == "trainer"
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_script_is_kept_byte_for_byte() -> None:
+    """The ConfigMap's binaryData holds the script exactly, NUL and non-UTF-8 included."""
+    script = b"#!/bin/sh\n# \xff\xfe\x00 not text\necho hi\r\n"
+    cm = build(submission(script=script)).config_map
+    assert base64.b64decode(cm["binaryData"]["script"]) == script
+    assert cm["data"]["token"] == "t0ken" and cm["data"]["sfed_pod.py"] == RUNTIME["sfed_pod.py"]
+
+
+def test_a_script_too_large_for_a_configmap_is_refused() -> None:
+    """Over 1 MiB with the runtime: a clear ValueError instead of a 422 from the cluster."""
+    with pytest.raises(ValueError, match="more than a ConfigMap holds"):
+        build(submission(script=b"#!/bin/sh\n" + b"#" * manifests.CONFIGMAP_LIMIT))
+
+
+def test_slurm_environment_of_the_pods() -> None:
+    """The SLURM_* variables a batch script reads, with the hostnames as the node list."""
+    objects = build(submission(nodes=2, ntasks=8, gpus_per_node=4, chdir="/shared/run"))
+    env = env_of(objects)
+    assert env["SLURM_JOB_ID"] == "42"
+    assert env["SLURM_JOB_NODELIST"] == f"{objects.name}-[0-1]"
+    assert (env["SLURM_NNODES"], env["SLURM_NTASKS"], env["SLURM_GPUS_ON_NODE"]) == ("2", "8", "4")
+    assert env["SLURM_NTASKS_PER_NODE"] == "4"
+    assert env["SLURM_SUBMIT_DIR"] == env["SFED_CHDIR"] == "/shared/run"
+    assert env["SFED_NODES"] == f"{objects.name}-0,{objects.name}-1"
+    assert env["SFED_CHECKPOINT_DIR"] == "/ckpt/42"
+
+
+def test_login_node_settings_stay_out_of_the_image() -> None:
+    """PATH, HOME, LD_* and stale SLURM_* of the submit host are not passed; the rest is."""
+    env = env_of(
+        build(
+            submission(
+                environment={
+                    "PATH": "/home/u/bin:/usr/bin",
+                    "LD_LIBRARY_PATH": "/opt/x",
+                    "HOME": "/home/u",
+                    "SLURM_JOB_ID": "999",
+                    "WANDB_PROJECT": "resnet",
+                }
+            )
+        )
+    )
+    assert "PATH" not in env and "LD_LIBRARY_PATH" not in env and "HOME" not in env
+    assert env["SLURM_JOB_ID"] == "42" and env["WANDB_PROJECT"] == "resnet"
+
+
+def test_variables_a_pod_cannot_hold_are_dropped_and_named() -> None:
+    """A name Kubernetes refuses (BASH_FUNC_x%%) is left out and reported."""
+    objects = build(submission(environment={"BASH_FUNC_f%%": "() { :; }", "OK": "1"}))
+    assert objects.dropped_env == ("BASH_FUNC_f%%",)
+    assert env_of(objects)["OK"] == "1"
+
+
+def test_output_patterns_are_expanded_against_the_working_directory() -> None:
+    """-o out-%j.log in /shared/run becomes /shared/run/out-42.log for the runtime."""
+    env = env_of(build(submission(chdir="/shared/run", output="out-%j.log", error="/e/%x.%%")))
+    assert env["SFED_STDOUT"] == "/shared/run/out-42.log"
+    assert env["SFED_STDERR"] == "/e/sbatch.%"
+
+
+def test_time_limit_becomes_the_active_deadline() -> None:
+    """--time=90 -> activeDeadlineSeconds 5400; none without a limit."""
+    assert build(submission(time_limit_min=90)).job["spec"]["activeDeadlineSeconds"] == 5400
+    assert "activeDeadlineSeconds" not in build().job["spec"]
+
+
+def test_headless_service_publishes_pods_before_they_are_ready() -> None:
+    """Peers resolve each other while they start; the pods use its name as subdomain."""
+    objects = build()
+    spec = objects.service["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+    assert spec["selector"] == {names.JOB_LABEL: objects.name}
+    pod = objects.job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == objects.name
+    assert pod["dnsConfig"]["searches"] == [f"{objects.name}.default.svc.cluster.local"]
+
+
+def test_owned_by_points_at_the_job() -> None:
+    """ConfigMap and Service go when the Job goes."""
+    owned = manifests.owned_by(build().service, {"metadata": {"name": "j", "uid": "u-1"}})
+    (ref,) = owned["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"]) == ("Job", "j", "u-1")
+
+
+def test_runtime_files_ship_with_the_package() -> None:
+    """The in-pod runtime and its shims are package data."""
+    files = manifests.runtime_files()
+    assert set(files) == {"sfed_pod.py", "srun", "scontrol"}
+    assert files["srun"].startswith("#!")
