@@ -21,7 +21,15 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 class Daemon(SfeddProcess):
     """One sfedd with its own config, socket, SQLite store and log, plus test conveniences."""
 
-    def __init__(self, lab: Lab, workdir: Path, *, ssh_pools: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        workdir: Path,
+        *,
+        ssh_pools: tuple[str, ...] = (),
+        extra_pools: tuple[dict[str, Any], ...] = (),
+        checkpoint_root: Path | None = None,
+    ) -> None:
         self.lab = lab
         self.workdir = workdir
         self.store_url = f"sqlite:///{workdir / 'sfed.db'}"
@@ -34,6 +42,9 @@ class Daemon(SfeddProcess):
             interval_s=0.5,
             name=f"t{secrets.token_hex(6)}",
         )
+        config["pools"].extend(extra_pools)
+        if checkpoint_root is not None:
+            config["federation"]["checkpoint_root"] = str(checkpoint_root)
         self.federation: str = config["federation"]["name"]
         super().__init__(write_config(config, workdir / "sfed.yaml"), socket, workdir / "sfedd.log")
 
@@ -50,6 +61,22 @@ class Daemon(SfeddProcess):
     def show(self, job_id: int) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.run("show", str(job_id), "--json").stdout)
         return data
+
+    def output(self, job_id: int) -> bytes:
+        """What the job's current attempt has written so far (StreamOutput, not followed)."""
+        import grpc
+
+        from scheduler import identity
+        from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+        from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+
+        with grpc.insecure_channel(self.address) as channel:
+            stub = pb_grpc.FederationStub(channel)
+            metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
+            request = pb.StreamOutputRequest(job_id=job_id, follow=False)
+            return b"".join(
+                c.data for c in stub.StreamOutput(request, timeout=30, metadata=metadata)
+            )
 
     def submit(self, script: Path, *options: str) -> int:
         return int(self.run("submit", "--parsable", *options, str(script)).stdout.strip())
