@@ -250,7 +250,7 @@ def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
         transport=view.config.transport,
         state=view.state.value,
         reason=view.reason,
-        partition=view.config.partition,
+        partition=view.config.partition or "",
         nodes_total=len(nodes),
         nodes_idle=sum(
             1 for n in usable if n.gpus_free == n.gpus_total and n.cpus_free == n.cpus_total
