@@ -100,3 +100,45 @@ def test_unknown_extension_is_refused(tmp_path: Path) -> None:
     other.write_text("")
     with pytest.raises(ConfigError, match="unknown format"):
         load_config(other)
+
+
+def kube(**pool: object) -> dict[str, object]:
+    """A valid configuration with one Kubernetes pool, overridable per key."""
+    return {"pools": [{"name": "gke", "kind": "kubernetes", "image": "pytorch:2", **pool}]}
+
+
+def test_kubernetes_pool_gets_defaults() -> None:
+    """A Kubernetes pool needs a name and an image; namespace default, in-cluster config."""
+    [pool] = parse_config(kube()).pools
+    assert (pool.kind, pool.transport, pool.partition) == ("kubernetes", "api", None)
+    assert pool.namespace == "default" and pool.kubeconfig is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"kind": "nomad"}, r"pools\.0: kind must be 'slurm' or 'kubernetes'"),
+        ({"image": None}, r"pools\.0\.image: "),
+        ({"image": "a b"}, r"pools\.0\.image: must be a container image reference"),
+        ({"namespace": "ML_Jobs"}, r"pools\.0\.namespace: 'ML_Jobs' is not a DNS label"),
+        ({"node_selector": {"pool": "a b"}}, r"pools\.0\.node_selector: .*the value must be"),
+        ({"kubeconfig": "/nonexistent/kubeconfig"}, r"pools\.0\.kubeconfig: no such file"),
+        ({"path_map": {"/x": {}}}, r"pools\.0\.path_map\./x: give exactly one of pvc"),
+        ({"path_map": {"/x": {"pvc": "a", "host_path": "/b"}}}, r"give exactly one of"),
+        ({"path_map": {"/sfed": {"pvc": "a"}}}, r"must be an absolute path other than / and /sfed"),
+        ({"path_map": {"rel": {"pvc": "a"}}}, r"must be an absolute path"),
+        ({"path_map": {"/x": {"nfs_server": "h"}}}, r"nfs_server and nfs_path go together"),
+        ({"tolerations": [{"operator": "Exists", "value": "v"}]}, r"Exists takes no value"),
+        ({"tolerations": [{"effect": "Sometimes", "key": "k"}]}, r"tolerations\.0\.effect"),
+        ({"gpu_resource": "gpu"}, r"must be an extended resource name"),
+        ({"partition": "gpu"}, r"pools\.0\.partition: unknown key"),
+        ({"ttl_after_finished_s": 5}, r"ttl_after_finished_s: Input should be greater"),
+    ],
+)
+def test_bad_kubernetes_pool_settings_are_named(override: dict[str, object], message: str) -> None:
+    """Each bad Kubernetes pool setting is refused with its key and the reason."""
+    data = kube(**override)
+    if override.get("image", "") is None:
+        del data["pools"][0]["image"]  # type: ignore[index]
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
