@@ -34,7 +34,10 @@ _SUFFIX = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[a-zA-Z]*)$")
+# A number, then a decimal exponent ("1e3") or a suffix ("Ei" and "E" are suffixes, not exponents).
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE])?)$"
+)
 _ENDED = frozenset({"Succeeded", "Failed"})
 
 
@@ -49,16 +52,14 @@ def parse_quantity(text: str | int | float) -> Decimal:
     match = _QUANTITY.match(text.strip())
     if not match:
         raise QuantityError(f"not a quantity: {text!r}")
-    number, suffix = match.groups()
+    number, exponent, suffix = match.groups()
     try:
         value = Decimal(number)
     except InvalidOperation:
         raise QuantityError(f"not a quantity: {text!r}") from None
-    if suffix[:1] in ("e", "E"):
-        return value * Decimal(10) ** int(suffix[1:])
-    if suffix not in _SUFFIX:
-        raise QuantityError(f"unknown suffix in quantity {text!r}")
-    return value * _SUFFIX[suffix]
+    if exponent:
+        return value * Decimal(10) ** int(exponent[1:])
+    return value * _SUFFIX[suffix or ""]
 
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, Decimal]:

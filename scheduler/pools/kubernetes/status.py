@@ -98,7 +98,7 @@ def _waiting(pods: Sequence[Mapping[str, Any]]) -> str:
             None,
         )
         if cond is not None:
-            return f"{cond.get('reason', 'Unschedulable')}: {cond.get('message', '')}".strip()
+            return f"{cond.get('reason', 'Unschedulable')}: {cond.get('message', '')}".strip(" :")
     for pod in pods:
         waiting = (_container(pod).get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
