@@ -12,6 +12,13 @@ Rejected (srun exits 1 with one line naming the option): every other srun option
   --mpi=pmix, and unique-prefix abbreviations of long options (write --ntasks, not --ntask).
 Tasks are laid out block-wise like Slurm: node k of the step gets ntasks // nnodes tasks, the
 first ntasks % nnodes nodes one more; a step uses the first nnodes pods of the job.
+Tasks get srun's environment (after --export) plus SLURM_PROCID, SLURM_LOCALID, SLURM_NODEID,
+SLURMD_NODENAME, SLURM_STEP_ID/SLURM_STEPID, SLURM_STEP_NUM_TASKS/SLURM_NTASKS/SLURM_NPROCS,
+SLURM_STEP_NUM_NODES/SLURM_NNODES, SLURM_STEP_NODELIST/SLURM_NODELIST,
+SLURM_STEP_TASKS_PER_NODE/SLURM_TASKS_PER_NODE, SLURM_GTIDS, SLURM_TASK_PID, and the -c/-J values;
+they run in srun's working directory with stdin from /dev/null. When a task's process exits,
+what it left running in its process group is killed, as when a Slurm step ends. srun exits with
+the highest task status (0 if all succeeded); tasks it killed for -K do not count.
 scontrol: only "scontrol show hostnames [hostlist]" (default $SLURM_JOB_NODELIST).
 
 Runs as `python3 /sfed/sfed_pod.py` in every pod (stdlib only, Python >= 3.8); the `srun` and
@@ -533,11 +540,16 @@ class Agent:
                 send_frame(conn, kind, payload)
 
         if not os.path.isdir(cwd):
-            send(b"E", f"sfed: error: couldn't chdir to `{cwd}': going to /tmp instead\n".encode())
+            msg = f"sfed: error: couldn't chdir to `{cwd}': going to /tmp instead\n"
+            send(b"E", msg.encode(errors="surrogateescape"))
             cwd = "/tmp"
         path = env.get("PATH", os.defpath)
         exe = argv[0] if "/" not in argv[0] else os.path.join(cwd, argv[0])
-        if shutil.which(exe, path=path) is None:
+        try:
+            found = shutil.which(exe, path=path)
+        except ValueError:  # e.g. an embedded NUL: Popen below refuses it with a message
+            found = exe
+        if found is None:
             msg = f"sfed: error: execve(): {argv[0]}: No such file or directory\n"
             send(b"E", msg.encode(errors="surrogateescape"))
             send_json(conn, b"X", {"status": 2, "signal": None})  # what slurmstepd reports
@@ -553,8 +565,9 @@ class Agent:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-        except OSError as exc:
-            send(b"E", f"sfed: error: cannot start the task: {exc}\n".encode())
+        except (OSError, ValueError) as exc:
+            msg = f"sfed: error: cannot start the task: {exc}\n"
+            send(b"E", msg.encode(errors="surrogateescape"))
             send_json(conn, b"X", {"status": 2, "signal": None})
             return
         task = _Task(proc)
@@ -844,6 +857,8 @@ class UsageError(Exception):
 
 
 class SrunOptions:
+    """What srun's command line asked for."""
+
     def __init__(self) -> None:
         self.ntasks: int | None = None
         self.nodes: int | None = None
@@ -1235,6 +1250,7 @@ def _task_env(
 
 
 def run_srun(args: Sequence[str]) -> int:
+    """srun inside a batch script: runs the command's tasks via the agents; the exit status."""
     try:
         opts = parse_srun_args(args)
         alloc = _nodes_from_env()
@@ -1290,6 +1306,7 @@ def srun_main() -> None:
 
 
 def run_scontrol(args: Sequence[str]) -> int:
+    """scontrol show hostnames [hostlist]: one name per line; anything else is refused."""
     if len(args) not in (2, 3) or args[0] != "show" or args[1] not in ("hostnames", "hostname"):
         _error("scontrol", 'only "scontrol show hostnames" is available on Kubernetes pools (sfed)')
         return 1
