@@ -76,6 +76,8 @@ class KubeApi:
             )
         except self._api_exception as exc:
             raise self._refused(exc) from None
+        except ValueError as exc:  # the client's own model check (pydantic) refused the body
+            raise KubeRefused(422, "Invalid", f"refused by the client: {exc}") from None
         except (TimeoutError, OSError) as exc:
             raise PoolUnreachable(f"{self.server}: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # urllib3's MaxRetryError, ProtocolError, SSLError, ...

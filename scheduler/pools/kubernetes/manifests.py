@@ -290,6 +290,16 @@ def build(
         "completions": request.nodes,
         "parallelism": request.nodes,
         "backoffLimit": 0,
+        # The Job records why it failed when a pod was taken away (preemption, eviction,
+        # drain): the evicted pod itself is deleted and cannot tell it later.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                }
+            ]
+        },
         "ttlSecondsAfterFinished": config.ttl_after_finished_s,
         "template": {
             "metadata": {"labels": labels},

@@ -2,11 +2,13 @@
 
 Job condition Complete                      COMPLETED, exit 0
 Job condition Failed / FailureTarget        FAILED, the failed container's exit code;
-  a pod evicted or preempted (condition DisruptionTarget, reason Evicted)
+  a pod evicted or preempted (the Job's podFailurePolicy rule on DisruptionTarget,
+  or a pod still showing DisruptionTarget / reason Evicted)
                                             FAILED "preempted: ..." (as Slurm's PREEMPTED)
   reason DeadlineExceeded                   FAILED "time limit reached"
 Job being deleted, or gone                  CANCELLED (someone deleted it on the cluster)
-first pod's container running               RUNNING
+first pod's container running, every pod   RUNNING
+  bound to a node
 otherwise                                   PENDING, with the scheduler's or kubelet's word
 """
 
@@ -151,6 +153,13 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
     if failed is not None:
         ended = _time(failed.get("lastTransitionTime"))
         reason = _disruption(pods)
+        message = str(failed.get("message", ""))
+        if (
+            not reason
+            and failed.get("reason") == "PodFailurePolicy"
+            and "DisruptionTarget" in message
+        ):
+            reason = f"preempted: {message}"
         if not reason and failed.get("reason") == "DeadlineExceeded":
             reason = "time limit reached"
         if not reason:
@@ -173,11 +182,13 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
             ended_at=_time(meta.get("deletionTimestamp")),
             **common,
         )
+    # Running as Slurm means it: the batch script started and no node of the job is missing.
     first = pods[0] if pods else None
     if (
         first is not None
         and _index(first) == 0
         and (_container(first).get("state") or {}).get("running")
+        and all((p.get("spec") or {}).get("nodeName") for p in pods)
     ):
         return RemoteJob(name, AttemptState.RUNNING, **common)
     return RemoteJob(name, AttemptState.PENDING, reason=_waiting(pods), **common)

@@ -112,11 +112,11 @@ def test_two_node_job_runs_srun_across_pods(cluster: FakeCluster, pv_dir: Path) 
     """srun runs once per task on the two pods; the checkpoint lands on the PVC; exit 0."""
     script = (
         "#!/bin/sh\n"
-        "srun sh -c 'echo task $SLURM_PROCID on $(hostname) > /sfed-test/ckpt/$SFED_TAG-$SLURM_PROCID'\n"
+        "srun sh -c 'echo task $SLURM_PROCID on $(hostname) > /sfed-test/ckpt/$RUN-$SLURM_PROCID'\n"
         "echo nodes=$SLURM_JOB_NODELIST\n"
     )
     tag = uuid.uuid4().hex[:8]
-    sub = submission(script, nodes=2, gpus_per_node=2, environment={"SFED_TAG": tag})
+    sub = submission(script, nodes=2, gpus_per_node=2, environment={"RUN": tag})
 
     async def scenario(pool: KubernetesPool) -> tuple[RemoteJob, bytes]:
         job = await submit_and_wait(pool, sub)
@@ -251,9 +251,9 @@ def test_a_job_too_wide_for_the_pool_waits_with_the_scheduler_reason(
 
 
 def test_an_unknown_namespace_is_a_pool_error(cluster: FakeCluster) -> None:
-    """The pool's namespace does not exist: PoolError naming it."""
+    """Submitting into a namespace that does not exist: PoolError naming it."""
     with pytest.raises(PoolError, match="nosuchns"):
-        run(cluster, lambda p: p.poll(["x"]), namespace="nosuchns")
+        run(cluster, lambda p: p.submit(submission("#!/bin/sh\ntrue\n")), namespace="nosuchns")
 
 
 def test_a_stopped_api_server_is_unreachable(tmp_path: Path) -> None:
@@ -264,19 +264,28 @@ def test_a_stopped_api_server_is_unreachable(tmp_path: Path) -> None:
         run(c, lambda p: p.snapshot())
 
 
-def test_a_manifest_the_server_refuses_is_a_pool_error(
-    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+def _misspell(job: dict[str, Any]) -> None:
+    job["spec"]["template"]["spec"]["containers"][0]["gpus"] = 1  # caught by the client
+
+
+def _bad_label(job: dict[str, Any]) -> None:
+    job["metadata"]["labels"]["sfed.io/job-name"] = "not a label value!"  # by the server
+
+
+@pytest.mark.parametrize("spoil", [_misspell, _bad_label], ids=["unknown-field", "bad-label"])
+def test_a_manifest_that_is_refused_is_a_pool_error(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, spoil: Callable[[dict[str, Any]], None]
 ) -> None:
-    """A Job the API server refuses (an unknown field) comes back as PoolError, not a crash."""
+    """A Job refused by the client's model check or by the API server is a PoolError."""
     from scheduler.pools.kubernetes import adapter
 
     real_build = adapter.manifests.build
 
-    def misspelt(*args: Any, **kwargs: Any) -> Any:
+    def spoilt(*args: Any, **kwargs: Any) -> Any:
         objects = real_build(*args, **kwargs)
-        objects.job["spec"]["template"]["spec"]["containers"][0]["gpus"] = 1
+        spoil(objects.job)
         return objects
 
-    monkeypatch.setattr(adapter.manifests, "build", misspelt)
+    monkeypatch.setattr(adapter.manifests, "build", spoilt)
     with pytest.raises(PoolError, match="cannot create Job"):
         run(cluster, lambda p: p.submit(submission("#!/bin/sh\ntrue\n")))
