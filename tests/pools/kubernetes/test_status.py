@@ -163,6 +163,22 @@ def test_deadline_exceeded_is_the_time_limit() -> None:
     assert (got.state, got.reason) == (AttemptState.FAILED, "time limit reached")
 
 
+def test_pod_failure_policy_on_disruption_is_preempted() -> None:
+    """The Job's podFailurePolicy rule on DisruptionTarget (the evicted pod is gone): preempted."""
+    message = (
+        f"Pod ml/{NAME}-0-abcde has condition DisruptionTarget matching FailJob rule at index 0"
+    )
+    got = remote_job(job(conditions=failed("PodFailurePolicy", message)), [])
+    assert (got.state, got.reason) == (AttemptState.FAILED, f"preempted: {message}")
+
+
+def test_pod_failure_policy_on_other_conditions_is_a_failure() -> None:
+    """A podFailurePolicy failure that is not a disruption is a plain failure."""
+    message = f"Pod ml/{NAME}-0-abcde has condition ConfigIssue matching FailJob rule at index 1"
+    got = remote_job(job(conditions=failed("PodFailurePolicy", message)), [])
+    assert got.state is AttemptState.FAILED and not got.reason.startswith("preempted")
+
+
 @pytest.mark.parametrize("kind", ["Failed", "FailureTarget"])
 def test_failure_target_is_treated_like_failed(kind: str) -> None:
     """FailureTarget (pods still terminating) already makes the attempt FAILED."""
@@ -296,6 +312,12 @@ def test_running_has_no_end_and_no_exit_code() -> None:
     """A running attempt has neither an end time nor an exit code."""
     got = remote_job(job(), [pod(NAME, 0, state=running())])
     assert (got.ended_at, got.exit_code) == (None, None)
+
+
+def test_a_pod_not_yet_bound_keeps_the_job_pending() -> None:
+    """Pod 0 running while another pod waits for a node: not RUNNING (Slurm starts whole)."""
+    pods = [pod(NAME, 0, state=running()), pod(NAME, 1, node_name=None)]
+    assert remote_job(job(), pods).state is AttemptState.PENDING
 
 
 def test_only_a_worker_running_is_not_running() -> None:
