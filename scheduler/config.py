@@ -41,12 +41,15 @@ __all__ = [
     "parse_config",
 ]
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,29}[a-z0-9])?$")
 
 
 def _valid_name(v: str) -> str:
     if not _NAME.match(v):
-        raise ValueError("must be lowercase letters, digits and '-', starting with a letter")
+        raise ValueError(
+            "must be lowercase letters, digits and '-', starting with a letter and not "
+            "ending with '-', at most 31"
+        )
     return v
 
 
@@ -277,11 +280,16 @@ class KubernetesPoolConfig(_Strict):
     image: str  # the container image the scripts run in; needs python3 (see the README)
     image_pull_secrets: tuple[DNSLabel, ...] = ()
     service_account: DNSLabel | None = None
+    priority_class: str | None = None  # a PriorityClass for the pods (preemption order)
+    cluster_domain: str = "cluster.local"  # the cluster's DNS domain (kubelet --cluster-domain)
     # Absolute path in the pods -> its volume: the same paths as on the Slurm pools.
     path_map: dict[str, KubernetesVolume] = Field(default_factory=dict)
     gpu_resource: str = "nvidia.com/gpu"
     run_as_user: Annotated[int, Field(ge=0)] | None = None
     run_as_group: Annotated[int, Field(ge=0)] | None = None
+    # Run each job's pods with its owner's uid and gid (as sfedd's host resolves the name), so
+    # that files on shared volumes get the same owners as from the Slurm pools.
+    run_as_owner: bool = False
     agent_port: Annotated[int, Field(gt=0, lt=65536)] = 6820
     # Finished Jobs (and their pods and logs) stay this long, then Kubernetes deletes them.
     ttl_after_finished_s: Annotated[int, Field(ge=60)] = 86400
@@ -303,7 +311,13 @@ class KubernetesPoolConfig(_Strict):
 
     @property
     def submit_as_user(self) -> bool:
-        return False  # pods run as the image's user, or run_as_user
+        return self.run_as_owner  # else the image's user, or run_as_user
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> KubernetesPoolConfig:
+        if self.run_as_owner and (self.run_as_user is not None or self.run_as_group is not None):
+            raise ValueError("run_as_owner and run_as_user/run_as_group exclude each other")
+        return self
 
     def path_prefixes(self) -> dict[str, str]:
         """Volumes are mounted at the federation's own paths: nothing to translate."""
@@ -329,6 +343,13 @@ class KubernetesPoolConfig(_Strict):
         for key, value in v.items():
             _label_key(key)
             _label_value(key, value)
+        return v
+
+    @field_validator("priority_class", "cluster_domain")
+    @classmethod
+    def _subdomain(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 253 or not _DNS_SUBDOMAIN.match(v)):
+            raise ValueError(f"{v!r} is not a DNS subdomain (lowercase letters, digits, '-', '.')")
         return v
 
     @field_validator("gpu_resource")

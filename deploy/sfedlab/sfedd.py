@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,15 +68,31 @@ class LabSfedd:
         )
         before = self.config.read_text() if self.config.exists() else None
         write_config(config, self.config)
+        self._write_launcher(self.address)
+        return before != self.config.read_text()
+
+    def _write_launcher(self, address: str) -> None:
         launcher = (
             "#!/bin/sh\n# The door's proxy jobs reach the lab's sfedd through this launcher.\n"
-            f'exec {self.bin_dir / "sfed-proxy"} --address unix:{self.socket} "$@"\n'
+            f'exec {self.bin_dir / "sfed-proxy"} --address {address} "$@"\n'
         )
         self.proxy_launcher.parent.mkdir(parents=True, exist_ok=True)
         if not self.proxy_launcher.exists() or self.proxy_launcher.read_text() != launcher:
-            self.proxy_launcher.write_text(launcher)
+            tmp = self.proxy_launcher.with_suffix(".tmp")
+            tmp.write_text(launcher)
+            tmp.chmod(0o755)
+            tmp.replace(self.proxy_launcher)  # a proxy job starting now sees one or the other
         self.proxy_launcher.chmod(0o755)
-        return before != self.config.read_text()
+
+    @contextmanager
+    def proxies_to(self, address: str) -> Iterator[None]:
+        """For a while, the door's proxy jobs that start reach the sfedd at `address` (a test's
+        own, with pools the lab's sfedd does not have); then the lab's again."""
+        self._write_launcher(address)
+        try:
+            yield
+        finally:
+            self._write_launcher(self.address)
 
     def up(self) -> str:
         """Start sfedd unless it runs with the current config; returns what it did."""

@@ -4,6 +4,7 @@ Kubernetes side (tests/kubeapi), pods run as local processes."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from sfedlab import Lab
 
 from scheduler.store import Store
+from tests.e2e.door import SUBMITTED, field, poll, run, show_job
 from tests.e2e.harness import Daemon, Filler, write_script
 from tests.kubeapi import FakeCluster
 
@@ -85,7 +87,7 @@ def full_lab(filler: Filler) -> Filler:
 def objects_of(cluster: FakeCluster, job_id: int) -> list[tuple[str, str]]:
     """(kind, name) of every object in the namespace labelled with the federation job id."""
     out = []
-    for kind in ("Job", "Pod", "Service", "ConfigMap"):
+    for kind in ("Job", "Pod", "Service", "ConfigMap", "Secret"):
         for obj in cluster.objects(kind, NAMESPACE):
             if (obj["metadata"].get("labels") or {}).get("sfed.io/job-id") == str(job_id):
                 out.append((kind, obj["metadata"]["name"]))
@@ -192,3 +194,33 @@ def test_crash_between_create_and_record_creates_no_duplicate(
         assert len(pods) == 2  # one run of the job, not two
     finally:
         daemon.stop()
+
+
+def test_sbatch_on_the_front_door_lands_on_kubernetes(
+    lab: Lab, kdaemon: Daemon, full_lab: Filler, tmp_path: Path
+) -> None:
+    """Unchanged `sbatch -p fed` at the door, alpha and beta full: the job runs on the pods and
+    its output reaches the door job's own -o file."""
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/bash\n" + TRAIN)
+    with lab.sfedd.proxies_to(kdaemon.address):
+        result = run(lab, "door", "sbatch", "-p", "fed", "-N", "2", "--gres=gpu:4",
+                     "-o", "out-%j.txt", str(script), cwd=tmp_path)  # fmt: skip
+        m = SUBMITTED.fullmatch(result.stdout)
+        assert result.returncode == 0 and m, (result.stdout, result.stderr)
+        door_job = m[1]
+        try:
+            shown = poll(
+                f"door job {door_job} to end",
+                lambda: (s if field(s := show_job(lab, "door", door_job), "JobState")
+                         in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT") else None),
+                timeout=180,
+            )  # fmt: skip
+        finally:
+            run(lab, "door", "scancel", door_job)
+    assert (field(shown, "JobState"), field(shown, "ExitCode")) == ("COMPLETED", "0:0"), shown
+    comment = re.search(r"Comment=(.*)", shown)
+    assert comment and " on kube (job " in comment[1], shown
+    output = (tmp_path / f"out-{door_job}.txt").read_text()
+    ranks = sorted(line.split(" on ")[0] for line in output.splitlines() if line.startswith("rank"))
+    assert ranks == ["rank 0", "rank 1"], output

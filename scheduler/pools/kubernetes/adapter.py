@@ -1,17 +1,20 @@
 """`KubernetesPool`: one GPU node pool of one Kubernetes cluster, as a federation pool.
 
     snapshot()     GET nodes (node selector) + GET pods of all namespaces not yet ended
-    submit()       POST Job, then ConfigMap and Service owned by it (names from the tag)
-    find()         GET jobs by the tag's labels, + its ConfigMap and Service
+    submit()       POST Secret, ConfigMap, Service, then the Job; PATCH the three to be owned
+                   by the Job (names from the tag)
+    find()         GET jobs by the tag's labels
     poll()         GET jobs and pods with sfed labels in the namespace: two calls for any count
-    cancel()       DELETE Job (propagationPolicy Foreground), its ConfigMap and Service
+    cancel()       DELETE Job (propagationPolicy Foreground), its Secret, ConfigMap, Service
     read_output()  GET log of the job's first pod (the batch script's stdout and stderr)
 
-Submission is safe to repeat: the objects' names come from the remote tag, so a second
-attempt to create them meets the first ("409 AlreadyExists") and adopts it after checking
-that it carries the same tag. `find` reports a job only when all three objects exist: after
-a crash between creating the Job and its ConfigMap, the loop submits again and the missing
-objects are made, rather than leaving pods waiting for a ConfigMap that never comes.
+The Job comes last, so a Job that exists has what its pods need: a crash or a timeout part
+way leaves at most a Secret, ConfigMap or Service without their Job (removed at once when the
+Job was refused; otherwise small, labelled leftovers), never pods that wait forever or a job
+that runs twice. Submission is safe to repeat: the names come from the remote tag, so a
+second attempt meets the first ("409 AlreadyExists") and adopts it after checking that it
+carries the same tag. A crash between the Job and the owner patches leaves the companions
+without an owner: cancel deletes them by name, Kubernetes' TTL does not.
 
 The remote id is the Job's name.
 """
@@ -137,28 +140,71 @@ class KubernetesPool:
             raise PoolError(f"{self.name}: cannot submit {tag.render()}: {exc}") from exc
         if objects.dropped_env:
             self._log.warning("kube.env_dropped", tag=tag.render(), names=objects.dropped_env)
-        core, batch = self.api.core, self.api.batch
-        job = await self._create(
-            "Job", batch.create_namespaced_job, batch.read_namespaced_job, objects.job, tag
-        )
-        # The ConfigMap keeps the token of the first submission when it is adopted: the pods
-        # of the adopted Job read whatever the ConfigMap holds, so the two always agree.
-        await self._create(
-            "ConfigMap",
-            core.create_namespaced_config_map,
-            core.read_namespaced_config_map,
-            manifests.owned_by(objects.config_map, job),
-            tag,
-        )
-        await self._create(
-            "Service",
-            core.create_namespaced_service,
-            core.read_namespaced_service,
-            manifests.owned_by(objects.service, job),
-            tag,
-        )
+        batch = self.api.batch
+        created: list[str] = []
+        try:
+            # An adopted Secret keeps the first submission's token: the pods of an adopted Job
+            # read whatever the Secret holds, so agents and srun always agree.
+            for kind, body in objects.companions():
+                create, read, _ = self._verbs[kind]
+                await self._create(kind, create, read, body, tag)
+                created.append(kind)
+            job = await self._create(
+                "Job", batch.create_namespaced_job, batch.read_namespaced_job, objects.job, tag
+            )
+        except PoolError:
+            await self._remove(objects.name, created)  # no Job was made: nothing will use them
+            raise
+        patch = manifests.owner_patch(job)
+        for kind, _ in objects.companions():
+            _, _, patcher = self._verbs[kind]
+            try:
+                await self.api.call(
+                    patcher,
+                    objects.name,
+                    self.namespace,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                )
+            except KubeRefused as exc:  # the job runs; only the clean-up by Kubernetes is lost
+                self._log.warning("kube.owner_patch_refused", kind=kind, error=str(exc))
         self._log.info("kube.submit", tag=tag.render(), remote_id=objects.name)
         return objects.name
+
+    @property
+    def _verbs(self) -> dict[str, tuple[Any, Any, Any]]:
+        core = self.api.core
+        return {
+            "Secret": (
+                core.create_namespaced_secret,
+                core.read_namespaced_secret,
+                core.patch_namespaced_secret,
+            ),
+            "ConfigMap": (
+                core.create_namespaced_config_map,
+                core.read_namespaced_config_map,
+                core.patch_namespaced_config_map,
+            ),
+            "Service": (
+                core.create_namespaced_service,
+                core.read_namespaced_service,
+                core.patch_namespaced_service,
+            ),
+        }
+
+    async def _remove(self, name: str, kinds: Sequence[str]) -> None:
+        """Best-effort deletion of the named companions (Secret, ConfigMap, Service)."""
+        core = self.api.core
+        deleters = {
+            "Secret": core.delete_namespaced_secret,
+            "ConfigMap": core.delete_namespaced_config_map,
+            "Service": core.delete_namespaced_service,
+        }
+        for kind in kinds:
+            try:
+                await self.api.call(deleters[kind], name, self.namespace)
+            except (KubeRefused, PoolUnreachable) as exc:
+                self._log.warning("kube.cleanup_failed", kind=kind, name=name, error=str(exc))
 
     async def find(self, tag: RemoteTag) -> RemoteJob | None:
         jobs = await self._list(
@@ -171,15 +217,15 @@ class KubernetesPool:
             return None
         job = jobs[0]
         name = job["metadata"]["name"]
-        companions = [
-            await self._get(self.api.core.read_namespaced_config_map, name, self.namespace),
-            await self._get(self.api.core.read_namespaced_service, name, self.namespace),
-        ]
-        if any(c is None for c in companions):
-            self._log.info("kube.find_incomplete", tag=tag.render(), remote_id=name)
-            return None  # the loop submits again, which completes the set
         pods = await self._pods(f"{names.JOB_LABEL}={name}")
-        return status.remote_job(job, pods)
+        return self._state(job, pods)
+
+    def _state(self, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RemoteJob:
+        try:
+            return status.remote_job(job, pods)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            name = (job.get("metadata") or {}).get("name")
+            raise PoolError(f"{self.name}: cannot read the state of Job {name}: {exc!r}") from exc
 
     async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
         if not remote_ids:
@@ -197,7 +243,7 @@ class KubernetesPool:
         for remote_id in remote_ids:
             job = known.get(remote_id)
             result[remote_id] = (
-                status.remote_job(job, by_job.get(remote_id, []))
+                self._state(job, by_job.get(remote_id, []))
                 if job is not None
                 else status.deleted(remote_id)
             )
@@ -208,6 +254,7 @@ class KubernetesPool:
         core, batch = self.api.core, self.api.batch
         for kind, delete in (
             ("Job", batch.delete_namespaced_job),
+            ("Secret", core.delete_namespaced_secret),
             ("ConfigMap", core.delete_namespaced_config_map),
             ("Service", core.delete_namespaced_service),
         ):
@@ -229,7 +276,12 @@ class KubernetesPool:
             raise PoolError(f"{self.name}: output is read by job, and no job was named")
         if limit == 0:
             return b""
-        pods = await self._pods(f"{names.JOB_LABEL}={remote_id},{names.INDEX_LABEL}=0")
+        # Pod 0 by its index (label since Kubernetes 1.28, annotation before).
+        pods = [
+            p
+            for p in await self._pods(f"{names.JOB_LABEL}={remote_id}")
+            if status.pod_index(p) == 0
+        ]
         if not pods:
             return b""
         newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
@@ -245,7 +297,9 @@ class KubernetesPool:
             if exc.status in (400, 404):  # not started yet, or gone
                 return b""
             raise self._error(f"cannot read the log of {remote_id}", exc) from None
-        chunk = bytes(data)[offset : offset + limit]
+        if not isinstance(data, bytes):
+            raise PoolError(f"{self.name}: the log of {remote_id} is not text: {type(data)}")
+        chunk = data[offset : offset + limit]
         self._log.debug("kube.read_output", remote_id=remote_id, offset=offset, size=len(chunk))
         return chunk
 

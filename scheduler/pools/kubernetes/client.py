@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scheduler.config import ConfigError, KubernetesPoolConfig
-from scheduler.pools.base import PoolUnreachable
+from scheduler.pools.base import PoolError, PoolUnreachable
 
 __all__ = ["INSTALL_HINT", "KubeApi", "KubeRefused", "load_sdk"]
 
@@ -80,13 +80,16 @@ class KubeApi:
             raise KubeRefused(422, "Invalid", f"refused by the client: {exc}") from None
         except (TimeoutError, OSError) as exc:
             raise PoolUnreachable(f"{self.server}: {type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # urllib3's MaxRetryError, ProtocolError, SSLError, ...
+        except Exception as exc:  # urllib3's MaxRetryError, SSLError; exec credential plugins
             if type(exc).__module__.startswith("urllib3"):
                 raise PoolUnreachable(f"{self.server}: {exc}") from exc
-            raise
+            raise PoolError(f"{self.server}: {type(exc).__name__}: {exc}") from exc
         data: bytes = response.data
         if "json" in (response.headers.get("Content-Type") or ""):
-            return json.loads(data)
+            try:
+                return json.loads(data)
+            except ValueError as exc:
+                raise PoolError(f"{self.server}: an answer that is not JSON: {exc}") from exc
         return data
 
     def _refused(self, exc: Any) -> Exception:

@@ -8,17 +8,21 @@ One attempt of a job on N nodes with G GPUs each becomes:
 - a headless Service (publishNotReadyAddresses) that gives the pods stable DNS names
   `<name>-<index>.<name>`, with a DNS search path so that the short `<name>-<index>` of
   SLURM_JOB_NODELIST resolves too;
-- a ConfigMap holding the batch script (binaryData: byte for byte), the in-pod runtime
-  (runtime/sfed_pod.py and the `srun` and `scontrol` shims) and a per-job token that the
-  runtime's agents require, mounted read-only at /sfed.
+- a ConfigMap holding the batch script (binaryData: byte for byte) and the in-pod runtime
+  (runtime/sfed_pod.py and the `srun` and `scontrol` shims), mounted read-only at /sfed;
+- a Secret holding the job's own environment (the login environment sbatch exports, which may
+  carry API keys: readers of ConfigMaps and pod specs, such as the `view` role, must not see
+  it) and the per-job token that the runtime's agents require, mounted at /sfed-secret.
 
-The Service and ConfigMap are owned by the Job, so Kubernetes deletes them with it.
+The Secret, ConfigMap and Service are created first and given the Job as owner once it
+exists (`owner_patch`), so Kubernetes deletes them with it.
 """
 
 from __future__ import annotations
 
 import base64
 import posixpath
+import pwd
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,15 +37,18 @@ __all__ = [
     "CONFIGMAP_LIMIT",
     "CONTAINER",
     "RUNTIME_DIR",
+    "SECRET_DIR",
     "JobObjects",
     "build",
     "environment",
     "owned_by",
+    "owner_patch",
     "runtime_files",
 ]
 
 CONTAINER = "job"
 RUNTIME_DIR = "/sfed"
+SECRET_DIR = "/sfed-secret"
 CONFIGMAP_LIMIT = 1024 * 1024  # the API server refuses larger ConfigMaps
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what a pod's env accepts
 _RUNTIME = ("sfed_pod.py", "srun", "scontrol")
@@ -49,20 +56,29 @@ _PATTERN = re.compile(r"%(.)")
 # The login node's own settings: inside the image they would break it (PATH, LD_*) or lie.
 _HOST_ONLY = re.compile(
     r"^(PATH|HOME|HOSTNAME|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|MAIL|TMPDIR|DISPLAY|TERM|_"
-    r"|LD_[A-Z_]*|SSH_[A-Z_]*|XDG_[A-Z_]*|KUBERNETES_[A-Z_]*|SLURM_[A-Z_]*|SFED_[A-Z_]*)$"
+    r"|LD_[A-Z_]*|SSH_[A-Z_]*|XDG_[A-Z_]*|KUBERNETES_[A-Z_]*|SLURM_[A-Z_]*|SFED_[A-Z_]*"
+    # The GPUs a pod sees are the device plugin's to say: passed on, these would hide the
+    # pod's own GPUs or (NVIDIA_VISIBLE_DEVICES=all) expose every GPU of the node.
+    r"|NVIDIA_[A-Z_]*|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HIP_VISIBLE_DEVICES"
+    r"|GPU_DEVICE_ORDINAL)$"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class JobObjects:
-    """The three objects of one attempt; the ConfigMap and Service get their owner (the Job's
-    uid) with `owned_by` once the Job exists."""
+    """The four objects of one attempt; the Secret, ConfigMap and Service get their owner (the
+    Job's uid) with `owned_by` once the Job exists."""
 
     name: str
     job: dict[str, Any]
     config_map: dict[str, Any]
     service: dict[str, Any]
+    secret: dict[str, Any]
     dropped_env: tuple[str, ...] = ()  # variables a pod cannot hold, left out
+
+    def companions(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """(kind, object) of what the Job needs, in creation order."""
+        return (("Secret", self.secret), ("ConfigMap", self.config_map), ("Service", self.service))
 
 
 def runtime_files() -> dict[str, str]:
@@ -98,11 +114,18 @@ def _expand(pattern: str, submission: RemoteSubmission) -> str:
     return path
 
 
+def _literal(value: str) -> str:
+    """An env value the kubelet passes unchanged: it expands $(NAME) and turns $$ into $."""
+    return value.replace("$", "$$")
+
+
 def environment(
     submission: RemoteSubmission, config: KubernetesPoolConfig, name: str
-) -> tuple[list[dict[str, str]], tuple[str, ...]]:
-    """The pods' environment: the job's own, the Slurm variables a batch script reads, the
-    runtime's settings; and the names left out because a pod's env cannot hold them."""
+) -> tuple[list[dict[str, Any]], dict[str, str], tuple[str, ...]]:
+    """The pods' environment: entries for the pod spec (the Slurm variables a batch script
+    reads, the runtime's settings, and references into the Secret for the job's own
+    variables), the job's own variables for the Secret, and the names left out because a
+    pod's environment cannot hold them."""
     request = submission.request
     nodes = request.nodes
     slurm = {
@@ -127,6 +150,7 @@ def environment(
         "SFED_NODES": ",".join(names.hostnames(name, nodes)),
         "SFED_AGENT_PORT": str(config.agent_port),
         "SFED_DIR": RUNTIME_DIR,
+        "SFED_TOKEN_FILE": f"{SECRET_DIR}/token",
     }
     if request.chdir:
         runtime["SFED_CHDIR"] = request.chdir
@@ -135,10 +159,14 @@ def environment(
     if request.error:
         runtime["SFED_STDERR"] = _expand(request.error, submission)
     own = {k: v for k, v in request.environment.items() if not _HOST_ONLY.match(k)}
-    merged = {**own, **submission.environment, **slurm, **runtime}
-    kept = {k: v for k, v in merged.items() if _ENV_NAME.match(k) and "\0" not in v}
-    dropped = tuple(sorted(set(merged) - set(kept)))
-    return [{"name": k, "value": v} for k, v in kept.items()], dropped
+    private = {**own, **submission.environment}
+    kept = {k: v for k, v in private.items() if _ENV_NAME.match(k) and "\0" not in v}
+    dropped = tuple(sorted(set(private) - set(kept)))
+    entries: list[dict[str, Any]] = [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": f"env.{k}"}}} for k in kept
+    ]
+    entries += [{"name": k, "value": _literal(v)} for k, v in {**slurm, **runtime}.items()]
+    return entries, kept, dropped
 
 
 def _volume(index: int, volume: KubernetesVolume) -> dict[str, Any]:
@@ -171,10 +199,26 @@ def _resources(submission: RemoteSubmission, config: KubernetesPoolConfig) -> di
     return out
 
 
+def _identity(
+    submission: RemoteSubmission, config: KubernetesPoolConfig
+) -> tuple[int | None, int | None]:
+    """uid and gid the pods run as: the owner's (run_as_owner), the pool's, or the image's."""
+    if submission.run_as is None:
+        return config.run_as_user, config.run_as_group
+    try:
+        entry = pwd.getpwnam(submission.run_as)
+    except KeyError:
+        raise ValueError(f"user {submission.run_as!r} is unknown on sfedd's host") from None
+    return entry.pw_uid, entry.pw_gid
+
+
 def _pod_spec(
-    name: str, submission: RemoteSubmission, config: KubernetesPoolConfig, env: list[dict[str, str]]
+    name: str, submission: RemoteSubmission, config: KubernetesPoolConfig, env: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    mounts: list[dict[str, Any]] = [{"name": "sfed", "mountPath": RUNTIME_DIR, "readOnly": True}]
+    mounts: list[dict[str, Any]] = [
+        {"name": "sfed", "mountPath": RUNTIME_DIR, "readOnly": True},
+        {"name": "sfed-secret", "mountPath": SECRET_DIR, "readOnly": True},
+    ]
     volumes: list[dict[str, Any]] = [
         {
             "name": "sfed",
@@ -186,10 +230,13 @@ def _pod_spec(
                     {"key": "srun", "path": "bin/srun", "mode": 0o555},
                     {"key": "scontrol", "path": "bin/scontrol", "mode": 0o555},
                     {"key": "script", "path": "script"},
-                    {"key": "token", "path": "token"},
                 ],
             },
-        }
+        },
+        {
+            "name": "sfed-secret",
+            "secret": {"secretName": name, "items": [{"key": "token", "path": "token"}]},
+        },
     ]
     for index, (path, volume) in enumerate(sorted(config.path_map.items())):
         volumes.append(_volume(index, volume))
@@ -204,11 +251,19 @@ def _pod_spec(
         "ports": [{"name": "sfed-agent", "containerPort": config.agent_port}],
         "resources": _resources(submission, config),
         "volumeMounts": mounts,
+        # What Pod Security "baseline" and most of "restricted" ask; training needs no more.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
+    if _identity(submission, config)[0]:
+        container["securityContext"]["runAsNonRoot"] = True
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "subdomain": name,
-        "dnsConfig": {"searches": [f"{name}.{config.namespace}.svc.cluster.local"]},
+        "dnsConfig": {"searches": [f"{name}.{config.namespace}.svc.{config.cluster_domain}"]},
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         "affinity": {
@@ -230,15 +285,16 @@ def _pod_spec(
         spec["tolerations"] = [
             {k: v for k, v in t.model_dump().items() if v != ""} for t in config.tolerations
         ]
+    uid, gid = _identity(submission, config)
     security = {
-        key: value
-        for key, value in (("runAsUser", config.run_as_user), ("runAsGroup", config.run_as_group))
-        if value is not None
+        key: value for key, value in (("runAsUser", uid), ("runAsGroup", gid)) if value is not None
     }
     if security:
         spec["securityContext"] = security
     if config.service_account:
         spec["serviceAccountName"] = config.service_account
+    if config.priority_class:
+        spec["priorityClassName"] = config.priority_class
     if config.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
     return spec
@@ -256,11 +312,11 @@ def build(
     if request.nodes < 1 or request.tasks < request.nodes:
         raise ValueError(f"{request.nodes} nodes and {request.tasks} tasks cannot be placed")
     name = names.object_name(submission.tag, request.job_name)
-    env, dropped = environment(submission, config, name)
+    env, private, dropped = environment(submission, config, name)
     runtime = runtime_files() if runtime is None else runtime
     labels = {**names.tag_labels(submission.tag), names.JOB_LABEL: name}
 
-    data = {**runtime, "token": token}
+    data = dict(runtime)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -274,6 +330,23 @@ def build(
             f"the script and runtime take {size} bytes, more than a ConfigMap holds "
             f"({CONFIGMAP_LIMIT}); keep large data out of the batch script"
         )
+    secret_data = {"token": token, **{f"env.{k}": v for k, v in private.items()}}
+    secret_size = sum(len(k) + len(v.encode()) for k, v in secret_data.items())
+    if secret_size > CONFIGMAP_LIMIT:
+        raise ValueError(
+            f"the job's environment takes {secret_size} bytes, more than a Secret holds "
+            f"({CONFIGMAP_LIMIT}); export fewer variables (sbatch --export)"
+        )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, submission, config.namespace),
+        "type": "Opaque",
+        "data": {
+            k: base64.b64encode(v.encode("utf-8", "surrogateescape")).decode("ascii")
+            for k, v in secret_data.items()
+        },
+    }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -314,7 +387,7 @@ def build(
         "metadata": _metadata(name, submission, config.namespace),
         "spec": job_spec,
     }
-    return JobObjects(name, job, config_map, service, dropped)
+    return JobObjects(name, job, config_map, service, secret, dropped)
 
 
 def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,6 +399,17 @@ def owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": False,
-        "blockOwnerDeletion": True,
+        # True would need update rights on jobs/finalizers where admission enforces it; the
+        # Job's foreground deletion need not wait for these.
+        "blockOwnerDeletion": False,
     }
     return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+
+
+def owner_patch(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that makes an object owned by the created Job."""
+    return {
+        "metadata": {
+            "ownerReferences": owned_by({"metadata": {}}, job)["metadata"]["ownerReferences"]
+        }
+    }

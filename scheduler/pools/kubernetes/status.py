@@ -21,7 +21,7 @@ from typing import Any
 from scheduler.domain import AttemptState, RemoteJob
 from scheduler.pools.kubernetes import names
 
-__all__ = ["deleted", "remote_job"]
+__all__ = ["deleted", "pod_index", "remote_job"]
 
 _DISRUPTIONS = {
     "PreemptionByScheduler": "preempted by a higher-priority pod",
@@ -44,9 +44,19 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     return None
 
 
+def pod_index(pod: Mapping[str, Any]) -> int | None:
+    """The pod's completion index: the label (Kubernetes >= 1.28) or the annotation."""
+    meta = pod.get("metadata") or {}
+    for where in ("labels", "annotations"):
+        value = (meta.get(where) or {}).get(names.INDEX_LABEL, "")
+        if str(value).isdigit():
+            return int(value)
+    return None
+
+
 def _index(pod: Mapping[str, Any]) -> int:
-    value = ((pod.get("metadata") or {}).get("labels") or {}).get(names.INDEX_LABEL, "")
-    return int(value) if str(value).isdigit() else 1 << 30
+    index = pod_index(pod)
+    return 1 << 30 if index is None else index
 
 
 def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -189,6 +199,7 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
         and _index(first) == 0
         and (_container(first).get("state") or {}).get("running")
         and all((p.get("spec") or {}).get("nodeName") for p in pods)
+        and len({_index(p) for p in pods}) >= ((job.get("spec") or {}).get("completions") or 1)
     ):
         return RemoteJob(name, AttemptState.RUNNING, **common)
     return RemoteJob(name, AttemptState.PENDING, reason=_waiting(pods), **common)

@@ -68,7 +68,7 @@ async def submit_and_wait(pool: KubernetesPool, sub: RemoteSubmission) -> Remote
 def sfed_objects(cluster: FakeCluster, remote_id: str) -> list[str]:
     """Kinds of the objects (Job, pods, Service, ConfigMap) of one remote job."""
     kinds = []
-    for kind in ("Job", "Pod", "Service", "ConfigMap"):
+    for kind in ("Job", "Pod", "Service", "ConfigMap", "Secret"):
         for obj in cluster.objects(kind, NAMESPACE):
             if (obj["metadata"].get("labels") or {}).get("sfed.io/job") == remote_id or obj[
                 "metadata"
@@ -162,19 +162,43 @@ def test_submitting_the_same_tag_twice_adopts_the_first(cluster: FakeCluster) ->
     assert first == second and found is not None and found.remote_id == first
 
 
-def test_find_ignores_an_incomplete_set_and_submit_completes_it(cluster: FakeCluster) -> None:
-    """Job without its ConfigMap (a crash in between): find says None, submit makes the rest."""
-    sub = submission("#!/bin/sh\necho whole\n")
+def test_the_jobs_companions_are_owned_by_it(cluster: FakeCluster) -> None:
+    """Secret, ConfigMap and Service name the Job as owner, so Kubernetes removes them with it."""
+    sub = submission("#!/bin/sh\ntrue\n")
 
-    async def scenario(pool: KubernetesPool) -> tuple[RemoteJob | None, RemoteJob]:
+    async def scenario(pool: KubernetesPool) -> str:
         remote_id = await pool.submit(sub)
-        await pool.api.call(pool.api.core.delete_namespaced_config_map, remote_id, NAMESPACE)
-        missing = await pool.find(sub.tag)
-        assert await pool.submit(sub) == remote_id
-        return missing, await wait_state(pool, remote_id, TERMINAL)
+        await wait_state(pool, remote_id, TERMINAL)
+        return remote_id
 
-    missing, job = run(cluster, scenario)
-    assert missing is None and job.state == AttemptState.COMPLETED
+    remote_id = run(cluster, scenario)
+    [job] = [j for j in cluster.objects("Job", NAMESPACE) if j["metadata"]["name"] == remote_id]
+    for kind in ("Secret", "ConfigMap", "Service"):
+        [obj] = [o for o in cluster.objects(kind, NAMESPACE) if o["metadata"]["name"] == remote_id]
+        [owner] = obj["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"]) == ("Job", job["metadata"]["uid"]), kind
+
+
+def test_a_refused_job_leaves_nothing_behind(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the API server refuses the Job, the Secret, ConfigMap and Service made before it
+    are deleted again."""
+    from scheduler.pools.kubernetes import adapter
+
+    real_build = adapter.manifests.build
+    built: list[str] = []
+
+    def spoilt(*args: Any, **kwargs: Any) -> Any:
+        objects = real_build(*args, **kwargs)
+        _bad_label(objects.job)
+        built.append(objects.name)
+        return objects
+
+    monkeypatch.setattr(adapter.manifests, "build", spoilt)
+    with pytest.raises(PoolError):
+        run(cluster, lambda p: p.submit(submission("#!/bin/sh\ntrue\n")))
+    assert built and not sfed_objects(cluster, built[0])
 
 
 def test_find_returns_none_for_an_unknown_tag(cluster: FakeCluster) -> None:

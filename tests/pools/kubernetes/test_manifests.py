@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import pwd
 import re
 from typing import Any
 
@@ -43,8 +45,19 @@ def build(
 
 
 def env_of(objects: manifests.JobObjects) -> dict[str, str]:
+    """The environment the pods get: plain values as the kubelet reads them ($$ -> $), and
+    the Secret's values for the references into it."""
+    secret = {k: base64.b64decode(v).decode() for k, v in objects.secret["data"].items()}
     container = objects.job["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container["env"]}
+    env = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"].replace("$$", "$")
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == objects.name
+            env[entry["name"]] = secret[ref["key"]]
+    return env
 
 
 def assert_valid(obj: dict[str, Any]) -> None:
@@ -89,7 +102,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-@pytest.mark.parametrize("kind", ["job", "config_map", "service"])
+@pytest.mark.parametrize("kind", ["job", "config_map", "service", "secret"])
 def test_every_manifest_passes_the_kubernetes_schema(
     case: tuple[RemoteSubmission, KubernetesPoolConfig], kind: str
 ) -> None:
@@ -116,7 +129,7 @@ def test_names_are_dns_labels_whatever_the_job_name(job_name: str) -> None:
     """Job, Service and ConfigMap share a DNS-1035 name with room for the pod index."""
     objects = build(submission(job_name=job_name))
     assert DNS_1035.match(objects.name) and len(objects.name) <= names.MAX_NAME
-    for obj in (objects.job, objects.config_map, objects.service):
+    for obj in (objects.job, objects.config_map, objects.service, objects.secret):
         assert obj["metadata"]["name"] == objects.name
         assert obj["metadata"]["annotations"][names.JOB_NAME_ANNOTATION] == job_name
 
@@ -124,7 +137,7 @@ def test_names_are_dns_labels_whatever_the_job_name(job_name: str) -> None:
 def test_objects_carry_the_tag_as_labels_and_annotation() -> None:
     """A restarted sfedd finds the objects by the federation job id and attempt."""
     objects = build()
-    for obj in (objects.job, objects.config_map, objects.service):
+    for obj in (objects.job, objects.config_map, objects.service, objects.secret):
         meta = obj["metadata"]
         assert meta["labels"][names.JOB_ID_LABEL] == "42"
         assert meta["labels"][names.ATTEMPT_LABEL] == "1"
@@ -212,7 +225,7 @@ def test_script_is_kept_byte_for_byte() -> None:
     script = b"#!/bin/sh\n# \xff\xfe\x00 not text\necho hi\r\n"
     cm = build(submission(script=script)).config_map
     assert base64.b64decode(cm["binaryData"]["script"]) == script
-    assert cm["data"]["token"] == "t0ken" and cm["data"]["sfed_pod.py"] == RUNTIME["sfed_pod.py"]
+    assert cm["data"]["sfed_pod.py"] == RUNTIME["sfed_pod.py"]
 
 
 def test_a_script_too_large_for_a_configmap_is_refused() -> None:
@@ -296,3 +309,84 @@ def test_runtime_files_ship_with_the_package() -> None:
     files = manifests.runtime_files()
     assert set(files) == {"sfed_pod.py", "srun", "scontrol"}
     assert files["srun"].startswith("#!")
+
+
+def test_the_token_and_the_jobs_environment_are_in_the_secret_only() -> None:
+    """Readers of ConfigMaps and pod specs (the `view` role) see neither the agents' token
+    nor the values of the job's own variables."""
+    objects = build(submission(environment={"WANDB_API_KEY": "s3cr3t-value"}))
+    public = json.dumps([objects.job, objects.config_map, objects.service])
+    assert "s3cr3t-value" not in public and "t0ken" not in public
+    secret = objects.secret["data"]
+    assert base64.b64decode(secret["token"]) == b"t0ken"
+    assert base64.b64decode(secret["env.WANDB_API_KEY"]) == b"s3cr3t-value"
+    assert env_of(objects)["SFED_TOKEN_FILE"] == f"{manifests.SECRET_DIR}/token"
+
+
+def test_dollar_signs_reach_the_pods_unchanged() -> None:
+    """The kubelet expands $(VAR) and $$ in env values: they are escaped, so a job name with
+    them arrives as typed."""
+    objects = build(submission(job_name="a$(HOME)$$b"))
+    container = objects.job["spec"]["template"]["spec"]["containers"][0]
+    [entry] = [e for e in container["env"] if e["name"] == "SLURM_JOB_NAME"]
+    assert entry["value"] == "a$$(HOME)$$$$b"
+
+
+@pytest.mark.parametrize(
+    "name", ["NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"]
+)
+def test_gpu_visibility_of_the_login_node_is_not_passed(name: str) -> None:
+    """The device plugin decides which GPUs a pod sees, not the submit environment."""
+    assert name not in env_of(build(submission(environment={name: "all"})))
+
+
+def test_containers_drop_privileges() -> None:
+    """No privilege escalation, no capabilities, the runtime's seccomp profile."""
+    container = build().job["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_priority_class_and_cluster_domain_are_applied() -> None:
+    """priority_class names the pods' PriorityClass; cluster_domain the DNS search path."""
+    objects = build(config=pool(priority_class="research-low", cluster_domain="corp.internal"))
+    spec = objects.job["spec"]["template"]["spec"]
+    assert spec["priorityClassName"] == "research-low"
+    assert spec["dnsConfig"]["searches"] == [f"{objects.name}.default.svc.corp.internal"]
+
+
+def test_evictions_fail_the_job_through_its_pod_failure_policy() -> None:
+    """A DisruptionTarget pod condition fails the Job with a reason that stays recorded."""
+    [rule] = build().job["spec"]["podFailurePolicy"]["rules"]
+    assert rule == {
+        "action": "FailJob",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+
+
+def test_owner_patch_names_the_job() -> None:
+    """The merge patch that hands a companion to the Job carries only the ownerReference."""
+    patch = manifests.owner_patch({"metadata": {"name": "j", "uid": "u-1"}})
+    [ref] = patch["metadata"]["ownerReferences"]
+    assert set(patch) == {"metadata"} and (ref["name"], ref["uid"]) == ("j", "u-1")
+
+
+def test_run_as_owner_uses_the_owners_uid_and_gid() -> None:
+    """With run_as_owner, pods run as the job's owner as sfedd's host knows them."""
+    sub = submission()
+    owned = RemoteSubmission(tag=sub.tag, request=sub.request, run_as="nobody")
+    spec = build(owned, pool(run_as_owner=True)).job["spec"]["template"]["spec"]
+    nobody = pwd.getpwnam("nobody")
+    assert spec["securityContext"] == {"runAsUser": nobody.pw_uid, "runAsGroup": nobody.pw_gid}
+    assert spec["containers"][0]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_an_owner_unknown_to_sfedd_is_refused() -> None:
+    """No uid for the owner: a clear ValueError rather than pods running as root."""
+    sub = submission()
+    owned = RemoteSubmission(tag=sub.tag, request=sub.request, run_as="no-such-user-x")
+    with pytest.raises(ValueError, match="unknown on sfedd's host"):
+        build(owned, pool(run_as_owner=True))

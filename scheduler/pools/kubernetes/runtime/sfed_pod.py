@@ -29,6 +29,7 @@ Environment contract (set by the adapter; a missing or invalid required one exit
   SFED_NODES              comma-separated hostnames of the N pods in index order
   SFED_AGENT_PORT         TCP port of every pod's agent
   SFED_DIR                ConfigMap mount (default /sfed): script, token, bin/srun, bin/scontrol
+  SFED_TOKEN_FILE         the agents' token, when not $SFED_DIR/token (a Secret's mount)
   SFED_CHDIR              batch script working directory (missing dir: warning, /tmp);
                           unset: the container's working directory
   SFED_STDOUT/SFED_STDERR files that also receive the script's stdout/stderr (append mode);
@@ -366,14 +367,16 @@ def _sfed_dir() -> str:
 
 
 def _read_token(sfed_dir: str) -> bytes:
-    path = os.path.join(sfed_dir, "token")
+    path = os.environ.get("SFED_TOKEN_FILE", "").strip() or os.path.join(sfed_dir, "token")
     try:
         with open(path, "rb") as f:
             token = f.read().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read the token {path} (SFED_DIR): {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read the token {path} (SFED_TOKEN_FILE, SFED_DIR): {exc.strerror}"
+        ) from None
     if not token:
-        raise ConfigError(f"the token {path} (SFED_DIR) is empty")
+        raise ConfigError(f"the token {path} (SFED_TOKEN_FILE, SFED_DIR) is empty")
     return token
 
 
