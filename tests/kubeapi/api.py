@@ -8,13 +8,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kubeapi import apierrors, defaults, garbage
+from tests.kubeapi import apierrors, conversion, defaults, garbage, patch
 from tests.kubeapi.apierrors import ApiError
 from tests.kubeapi.resources import RESOURCES, Resource
 from tests.kubeapi.schema import RequiredFieldsMissing, decode
 from tests.kubeapi.selectors import field_selector, labels_match, parse_label_selector
 from tests.kubeapi.store import Obj, Store, random_suffix
-from tests.kubeapi.validation import VALIDATORS
+from tests.kubeapi.validation import VALIDATORS, validate_update
 
 _ROUTES = [
     re.compile(r"/api/(?P<v>v1)/(?P<res>[a-z]+)"),
@@ -30,6 +30,7 @@ _ROUTES = [
         r"/apis/(?P<g>batch)/(?P<v>v1)/namespaces/(?P<ns>[^/]+)/(?P<res>jobs)/(?P<name>[^/]+)"
     ),
 ]
+PATCHABLE = ("ConfigMap", "Secret", "Service", "Job")
 JOB_DELETE_WARNING = (
     "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background"
     " to remove them or set propagationPolicy=Orphan to suppress this warning"
@@ -50,7 +51,15 @@ class Api:
         self.cluster = cluster
         self.store = cluster.store
 
-    def dispatch(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        *,
+        content_type: str = "",
+    ) -> Response:
         if path in ("/version", "/version/") and method == "GET":
             return Response(200, _version())
         for route in _ROUTES:
@@ -82,6 +91,8 @@ class Api:
             return Response(200, self._get(resource, ns or "", name))
         if method == "DELETE" and resource.creatable:
             return self._delete(resource, ns or "", name, query, body)
+        if method == "PATCH" and resource.kind in PATCHABLE:
+            return self._patch(resource, ns or "", name, query, body, content_type)
         raise apierrors.method_not_allowed(method)
 
     def _get(self, resource: Resource, ns: str, name: str) -> Obj:
@@ -110,11 +121,10 @@ class Api:
             },
         )
 
-    def _create(self, resource: Resource, ns: str, query: dict[str, str], body: bytes) -> Response:
-        try:
-            obj = json.loads(body or b"null")
-        except ValueError as e:
-            raise apierrors.bad_request(f"json: cannot unmarshal: {e}") from None
+    def _decode(
+        self, resource: Resource, obj: Any, query: dict[str, str]
+    ) -> tuple[Obj, list[str], list[apierrors.FieldError]]:
+        """Decode as the apiserver does: (object, warnings, missing required fields)."""
         if not isinstance(obj, dict):
             raise apierrors.bad_request("Object 'Kind' is missing in 'null'")
         obj.setdefault("apiVersion", resource.api_version)
@@ -136,7 +146,17 @@ class Api:
             obj, unknown = decode(resource, obj, strict=validation == "Strict")
         except RequiredFieldsMissing as e:
             missing, unknown = e.errors, []
+        conversion.decode_bytes(resource, obj)
+        conversion.convert(resource, obj)
         warnings = [f'unknown field "{u}"' for u in unknown] if validation == "Warn" else []
+        return obj, warnings, missing
+
+    def _create(self, resource: Resource, ns: str, query: dict[str, str], body: bytes) -> Response:
+        try:
+            obj = json.loads(body or b"null")
+        except ValueError as e:
+            raise apierrors.bad_request(f"json: cannot unmarshal: {e}") from None
+        obj, warnings, missing = self._decode(resource, obj, query)
         meta = obj.setdefault("metadata", {})
         if meta.get("namespace") and meta["namespace"] != ns:
             raise apierrors.bad_request(
@@ -175,6 +195,85 @@ class Api:
         self.cluster.changed()
         return Response(201, copy.deepcopy(stored), warnings)
 
+    def _patch(
+        self,
+        resource: Resource,
+        ns: str,
+        name: str,
+        query: dict[str, str],
+        body: bytes,
+        content_type: str,
+    ) -> Response:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type not in patch.SUPPORTED:
+            raise patch.unsupported_media_type()
+        old = self.store.get(resource.kind, ns, name)
+        if old is None:
+            raise apierrors.not_found(resource, name)
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError as e:
+            raise apierrors.bad_request(f"error decoding patch: {e}") from None
+        patched = patch.apply(media_type, copy.deepcopy(old), doc)
+        obj, warnings, missing = self._decode(resource, patched, query)
+        meta = obj.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        # checkName: the URL names the object; a patch may not rename or move it.
+        if not meta.get("name"):
+            meta["name"] = name
+        elif meta["name"] != name:
+            raise apierrors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        if meta.get("namespace") and meta["namespace"] != ns:
+            raise apierrors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        meta["namespace"] = ns
+        version = meta.get("resourceVersion")
+        if version and version != old_meta["resourceVersion"]:
+            raise apierrors.conflict(
+                resource,
+                name,
+                "the object has been modified; please apply your changes to the latest version"
+                " and try again",
+            )
+        errors = list(missing)
+        if meta.get("uid") and meta["uid"] != old_meta["uid"]:
+            errors.append(
+                apierrors.invalid_value("metadata.uid", meta["uid"], "field is immutable")
+            )
+        for server_set in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            meta.pop(server_set, None)
+            if server_set in old_meta:
+                meta[server_set] = old_meta[server_set]
+        if resource.kind == "Service":
+            # patchAllocatedValues: an unset clusterIP keeps the allocated one.
+            spec = obj.setdefault("spec", {})
+            if not spec.get("clusterIP"):
+                spec["clusterIP"] = old["spec"]["clusterIP"]
+                spec.setdefault("clusterIPs", old["spec"].get("clusterIPs"))
+        self._default(resource, obj)
+        if "status" in old:  # status is a subresource: PATCH of the main resource keeps it
+            obj["status"] = copy.deepcopy(old["status"])
+        errors += VALIDATORS[resource.kind](obj) + validate_update(resource.kind, obj, old)
+        if errors:
+            raise apierrors.invalid(resource, name, errors)
+        if "generation" in meta and obj.get("spec") != old.get("spec"):
+            meta["generation"] += 1
+        if query.get("dryRun") == "All":
+            return Response(200, obj, warnings)
+        self.store.replace(old, obj)
+        self.cluster.changed()
+        return Response(200, copy.deepcopy(old), warnings)
+
     def _default(self, resource: Resource, obj: Obj) -> None:
         if resource.kind == "Job":
             defaults.default_job(obj)
@@ -182,6 +281,8 @@ class Api:
             defaults.default_pod(obj)
         elif resource.kind == "Service":
             defaults.default_service(obj, self.cluster.allocate_service_ip)
+        elif resource.kind == "Secret":
+            defaults.default_secret(obj)
 
     def _delete(
         self, resource: Resource, ns: str, name: str, query: dict[str, str], body: bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 
@@ -40,6 +41,21 @@ def config_map(name: str, data: dict[str, str] | None = None, **extra: Any) -> d
         "data": data or {},
         **extra,
     }
+
+
+def secret(
+    name: str,
+    data: dict[str, bytes] | None = None,
+    string_data: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A Secret; data values are raw bytes, base64-encoded here as the wire format wants."""
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}
+    if data is not None:
+        body["data"] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    if string_data is not None:
+        body["stringData"] = string_data
+    return body | extra
 
 
 def anti_affinity(app: str) -> dict[str, Any]:

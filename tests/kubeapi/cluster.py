@@ -147,9 +147,17 @@ class FakeCluster:
         with self.lock:
             self._requests.append((method, path))
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        *,
+        content_type: str = "",
+    ) -> Response:
         with self.lock:
-            return self.api.dispatch(method, path, query, body)
+            return self.api.dispatch(method, path, query, body, content_type=content_type)
 
     @property
     def requests(self) -> list[tuple[str, str]]:

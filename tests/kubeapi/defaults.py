@@ -42,6 +42,8 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
     for v in spec.get("volumes") or []:
         if v.get("configMap") is not None:
             v["configMap"].setdefault("defaultMode", 0o644)
+        if v.get("secret") is not None:
+            v["secret"].setdefault("defaultMode", 0o644)
         if v.get("hostPath") is not None:
             v["hostPath"].setdefault("type", "")
     for t in spec.get("tolerations") or []:
@@ -115,3 +117,9 @@ def default_service(svc: dict[str, Any], allocate_ip: Any) -> None:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
     svc["status"] = {"loadBalancer": {}}
+
+
+def default_secret(secret: dict[str, Any]) -> None:
+    secret.setdefault("type", "Opaque")
+    if not secret["type"]:
+        secret["type"] = "Opaque"

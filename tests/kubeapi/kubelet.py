@@ -7,7 +7,6 @@ bind-mounts the pod's volumes and /etc/hosts, sets the hostname and execs the co
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.kubeapi import dns
+from tests.kubeapi import conversion, dns, names
 from tests.kubeapi.store import Obj, Store, now_rfc3339
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -88,6 +87,7 @@ class Kubelet:
         self._next_ip = 0
         self.hosts_dirty = False
         self._records: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, str]] = []  # (pod, reason, message) warnings
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -370,7 +370,13 @@ class Kubelet:
                 target.mkdir(exist_ok=True)
                 out[v["name"]] = (target, False)
             elif v.get("configMap") is not None:
-                out[v["name"]] = (self._config_map_volume(ns, v["configMap"], target), True)
+                src = v["configMap"]
+                files = self._files("ConfigMap", ns, src.get("name", ""), src.get("optional"))
+                out[v["name"]] = (self._key_volume("configmap", files, src, target), True)
+            elif v.get("secret") is not None:
+                src = v["secret"]
+                files = self._files("Secret", ns, src.get("secretName", ""), src.get("optional"))
+                out[v["name"]] = (self._key_volume("secret", files, src, target), True)
             elif v.get("persistentVolumeClaim") is not None:
                 src = v["persistentVolumeClaim"]
                 claim = self.pvc_dirs.get((ns, src["claimName"]))
@@ -397,14 +403,21 @@ class Kubelet:
                 )
         return out
 
-    def _config_map_volume(self, ns: str, source: dict[str, Any], target: Path) -> Path:
-        cm = self.store.get("ConfigMap", ns, source.get("name", ""))
-        if cm is None and not source.get("optional"):
-            raise NotReady("ContainerCreating", f'configmap "{source.get("name")}" not found')
-        files: dict[str, bytes] = {}
-        if cm is not None:
-            files = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
-            files |= {k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()}
+    def _files(self, kind: str, ns: str, name: str, optional: bool | None) -> dict[str, bytes]:
+        """The keys of a ConfigMap or Secret as bytes; NotReady when missing and not optional."""
+        obj = self.store.get(kind, ns, name)
+        if obj is None:
+            if optional:
+                return {}
+            raise NotReady("ContainerCreating", f'{kind.lower()} "{name}" not found')
+        if kind == "Secret":
+            return conversion.decoded(obj.get("data"))
+        files = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        return files | conversion.decoded(obj.get("binaryData"))
+
+    def _key_volume(
+        self, what: str, files: dict[str, bytes], source: dict[str, Any], target: Path
+    ) -> Path:
         default_mode = source.get("defaultMode", 0o644)
         wanted: list[tuple[str, bytes, int]] = []
         if source.get("items"):
@@ -412,9 +425,10 @@ class Kubelet:
                 if item["key"] not in files:
                     if source.get("optional"):
                         continue
+                    detail = "config key" if what == "configmap" else "secret key"
                     raise NotReady(
                         "ContainerCreating",
-                        f"configmap references non-existent config key: {item['key']}",
+                        f"{what} references non-existent {detail}: {item['key']}",
                     )
                 wanted.append((item["path"], files[item["key"]], item.get("mode", default_mode)))
         else:
@@ -455,46 +469,73 @@ class Kubelet:
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
         }
+        # envFrom first, then env overrides it; only env values get $(VAR) expansion.
         for src in c.get("envFrom") or []:
-            ref = src.get("configMapRef")
-            if ref is None:
-                raise NotReady(
-                    "CreateContainerConfigError", "envFrom source not supported by the fake kubelet"
+            kind, ref = (
+                ("Secret", src["secretRef"])
+                if src.get("secretRef") is not None
+                else ("ConfigMap", src.get("configMapRef") or {})
+            )
+            values = self._env_values(kind, ns, ref.get("name", ""), ref.get("optional"))
+            if values is None:
+                continue
+            invalid = []
+            for k, v in values.items():
+                key = (src.get("prefix") or "") + k
+                if names.env_var_name(key):
+                    invalid.append(key)
+                else:
+                    env[key] = v
+            if invalid:
+                event = (
+                    pod["metadata"]["name"],
+                    "InvalidEnvironmentVariableNames",
+                    f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom {kind.lower()}"
+                    f" {ns}/{ref.get('name')} were skipped since they are considered invalid"
+                    " environment variable names.",
                 )
-            cm = self.store.get("ConfigMap", ns, ref.get("name", ""))
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise NotReady(
-                    "CreateContainerConfigError", f'configmap "{ref.get("name")}" not found'
-                )
-            for k, v in (cm.get("data") or {}).items():
-                env[(src.get("prefix") or "") + k] = v
+                if event not in self.events:
+                    self.events.append(event)
         for var in c.get("env") or []:
             source = var.get("valueFrom")
             if source is None:
                 env[var["name"]] = _expand(var.get("value") or "", env)
             elif source.get("fieldRef"):
                 env[var["name"]] = self._field(pod, source["fieldRef"]["fieldPath"])
-            elif source.get("configMapKeyRef"):
-                ref = source["configMapKeyRef"]
-                cm = self.store.get("ConfigMap", ns, ref.get("name", ""))
-                data = (cm or {}).get("data") or {}
-                if ref["key"] in data:
-                    env[var["name"]] = data[ref["key"]]
+            elif source.get("configMapKeyRef") or source.get("secretKeyRef"):
+                kind = "ConfigMap" if source.get("configMapKeyRef") else "Secret"
+                ref = source.get("configMapKeyRef") or source["secretKeyRef"]
+                values = self._env_values(kind, ns, ref.get("name", ""), ref.get("optional"))
+                if values is not None and ref["key"] in values:
+                    env[var["name"]] = values[ref["key"]]
                 elif not ref.get("optional"):
-                    msg = (
-                        f'configmap "{ref.get("name")}" not found'
-                        if cm is None
-                        else f"couldn't find key {ref['key']} in ConfigMap {ns}/{ref.get('name')}"
+                    raise NotReady(
+                        "CreateContainerConfigError",
+                        f"couldn't find key {ref['key']} in {kind} {ns}/{ref.get('name')}",
                     )
-                    raise NotReady("CreateContainerConfigError", msg)
             else:
                 raise NotReady(
                     "CreateContainerConfigError",
                     f"env {var['name']}: source not supported by the fake kubelet",
                 )
         return env
+
+    def _env_values(
+        self, kind: str, ns: str, name: str, optional: bool | None
+    ) -> dict[str, str] | None:
+        """A ConfigMap's data or a Secret's decoded data; None when missing and optional."""
+        obj = self.store.get(kind, ns, name)
+        if obj is None:
+            if optional:
+                return None
+            raise NotReady("CreateContainerConfigError", f'{kind.lower()} "{name}" not found')
+        if kind == "ConfigMap":
+            return dict(obj.get("data") or {})
+        # Go's string([]byte) keeps any bytes; surrogateescape carries them to execve.
+        return {
+            k: v.decode("utf-8", "surrogateescape")
+            for k, v in conversion.decoded(obj.get("data")).items()
+        }
 
     def write_hosts(self, records: list[tuple[str, str]]) -> None:
         self.hosts_dirty = False

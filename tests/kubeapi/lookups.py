@@ -30,11 +30,17 @@ def pods_of(cluster: FakeCluster, job_name: str) -> list[dict[str, Any]]:
 
 
 def raw_request(
-    cluster: FakeCluster, method: str, path: str, body: Any = None, *, token: bool = True
+    cluster: FakeCluster,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: bool = True,
+    content_type: str = "application/json",
 ) -> tuple[int, dict[str, Any], list[str]]:
     """(status, JSON body, Warning headers) of a request that bypasses the client's own checks."""
     ctx = ssl.create_default_context(cafile=str(cluster.workdir / "pki" / "ca.crt"))
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     if token:
         headers["Authorization"] = f"Bearer {cluster.token}"
     data = None if body is None else json.dumps(body).encode()

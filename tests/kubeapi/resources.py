@@ -35,6 +35,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("pods", "Pod", "", "v1", True, True),
         Resource("configmaps", "ConfigMap", "", "v1", True, True),
         Resource("services", "Service", "", "v1", True, True),
+        Resource("secrets", "Secret", "", "v1", True, True),
         Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", "v1", True, False),
         Resource("nodes", "Node", "", "v1", False, False),
         Resource("namespaces", "Namespace", "", "v1", False, False),

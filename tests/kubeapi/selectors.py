@@ -144,6 +144,7 @@ _FIELDS["Pod"] = _COMMON | {
     "status.podIP": _path("status", "podIP"),
     "status.nominatedNodeName": _path("status", "nominatedNodeName"),
 }
+_FIELDS["Secret"] = _COMMON | {"type": _path("type")}
 _FIELDS["Job"] = _COMMON | {"status.successful": _path("status", "succeeded")}
 _FIELDS["Node"] = _COMMON | {
     "spec.unschedulable": lambda o: (

@@ -27,7 +27,10 @@ class ApiServer:
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="kubeapi-http", daemon=True
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll
+            name="kubeapi-http",
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -56,7 +59,13 @@ class ApiServer:
                 try:
                     if self.headers.get("Authorization") != f"Bearer {server.token}":
                         raise apierrors.unauthorized()
-                    response = server.cluster.handle(self.command, url.path, query, body)
+                    response = server.cluster.handle(
+                        self.command,
+                        url.path,
+                        query,
+                        body,
+                        content_type=self.headers.get("Content-Type") or "",
+                    )
                 except ApiError as e:
                     response = Response(e.code, e.status())
                 self._send(response)

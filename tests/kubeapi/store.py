@@ -47,6 +47,12 @@ class Store:
         self._objects[(kind, meta.get("namespace", ""), meta["name"])] = obj
         return obj
 
+    def replace(self, obj: Obj, new: Obj) -> None:
+        """An update: obj (the stored dict, kept for its holders) takes new's content."""
+        obj.clear()
+        obj.update(new)
+        self._bump(obj)
+
     def touch(self, obj: Obj) -> None:
         """Record a change made in place."""
         self._bump(obj)

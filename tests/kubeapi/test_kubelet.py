@@ -35,7 +35,12 @@ def test_peer_short_hostname_resolves_through_headless_service(
         "default", headless_service("peer", {"app": "peer"}), field_validation="Strict"
     )
     pod = {"subdomain": "peer", "dnsConfig": {"searches": ["peer.default.svc.cluster.local"]}}
-    command = "for i in $(seq 100); do getent hosts peer-1 && getent hosts peer-0 && exit 0; sleep 0.1; done; exit 1"
+    # Each pod lingers after resolving both: a finished pod leaves the Service's endpoints, so
+    # the slower peer could otherwise never see it.
+    command = (
+        "for i in $(seq 100); do getent hosts peer-1 && getent hosts peer-0 && sleep 0.5 && exit 0;"
+        " sleep 0.1; done; exit 1"
+    )
     _run(batch, cluster, job("peer", command, indexed=2, pod=pod))
     assert job_condition(cluster, "peer", "Complete") is not None
     ips = {p["spec"]["hostname"]: p["status"]["podIP"] for p in pods_of(cluster, "peer")}

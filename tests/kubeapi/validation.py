@@ -39,6 +39,7 @@ def validate_metadata(meta: dict[str, Any], name_check: Callable[[str], list[str
     else:
         _each(errs, "metadata.name", name, name_check)
     errs += validate_labels(meta.get("labels") or {}, "metadata.labels")
+    errs += _validate_owner_references(meta.get("ownerReferences") or [])
     annotations = meta.get("annotations") or {}
     for key in annotations:
         _each(errs, "metadata.annotations", key, names.qualified_name)
@@ -49,6 +50,36 @@ def validate_metadata(meta: dict[str, Any], name_check: Callable[[str], list[str
                 "TooLong",
                 "metadata.annotations",
                 detail=f"must have at most {MAX_ANNOTATIONS_BYTES} bytes",
+            )
+        )
+    return errs
+
+
+def _validate_owner_references(refs: list[dict[str, Any]]) -> Errors:
+    errs: Errors = []
+    where = "metadata.ownerReferences"
+    for ref in refs:
+        version = (ref.get("apiVersion") or "").rsplit("/", 1)[-1]
+        if not version:
+            errs.append(
+                invalid_value(
+                    f"{where}.apiVersion", ref.get("apiVersion", ""), "version must not be empty"
+                )
+            )
+        for key in ("kind", "name", "uid"):
+            if not ref.get(key):
+                errs.append(invalid_value(f"{where}.{key}", ref.get(key, ""), "must not be empty"))
+    controllers = [r for r in refs if r.get("controller")]
+    if len(controllers) > 1:
+        listed = ", ".join(
+            f"{{{r.get('apiVersion')} {r.get('kind')} {r.get('name')} {r.get('uid')}}}"
+            for r in controllers
+        )
+        errs.append(
+            invalid_value(
+                where,
+                refs,
+                f'Only one reference can have Controller set to true. Found "true" in references for {listed}',
             )
         )
     return errs
@@ -153,6 +184,30 @@ def _validate_env(env: list[dict[str, Any]], field: str) -> Errors:
     return errs
 
 
+def _validate_env_from(sources: list[dict[str, Any]], field: str) -> Errors:
+    errs: Errors = []
+    for i, src in enumerate(sources):
+        where = f"{field}[{i}]"
+        if src.get("prefix"):
+            _each(errs, f"{where}.prefix", src["prefix"], names.env_var_name)
+        refs = [k for k in ("configMapRef", "secretRef") if src.get(k) is not None]
+        if not refs:
+            errs.append(
+                invalid_value(where, "", "must specify one of: `configMapRef` or `secretRef`")
+            )
+        elif len(refs) > 1:
+            errs.append(
+                invalid_value(where, "", "may not have more than one field specified at a time")
+            )
+        for k in refs:
+            ref_name = src[k].get("name") or ""
+            if not ref_name:
+                errs.append(required(f"{where}.{k}.name"))
+            else:
+                _each(errs, f"{where}.{k}.name", ref_name, names.dns1123_subdomain)
+    return errs
+
+
 def _validate_container(c: dict[str, Any], field: str, volumes: set[str]) -> Errors:
     errs: Errors = []
     if not c.get("name"):
@@ -162,6 +217,7 @@ def _validate_container(c: dict[str, Any], field: str, volumes: set[str]) -> Err
     if not c.get("image"):
         errs.append(required(f"{field}.image"))
     errs += _validate_env(c.get("env") or [], f"{field}.env")
+    errs += _validate_env_from(c.get("envFrom") or [], f"{field}.envFrom")
     errs += validate_resources(c.get("resources") or {}, f"{field}.resources")
     seen_paths: set[str] = set()
     for j, mount in enumerate(c.get("volumeMounts") or []):
@@ -254,6 +310,20 @@ def _validate_volume(v: dict[str, Any], field: str) -> Errors:
             errs.append(
                 invalid_value(
                     f"{field}.configMap.defaultMode",
+                    mode,
+                    "must be a number between 0 and 0777 (octal), both inclusive",
+                )
+            )
+    secret = v.get("secret")
+    if secret is not None:
+        if not secret.get("secretName"):
+            errs.append(required(f"{field}.secret.secretName"))
+        errs += _validate_key_to_paths(secret.get("items") or [], f"{field}.secret.items")
+        mode = secret.get("defaultMode")
+        if mode is not None and not 0 <= mode <= 0o777:
+            errs.append(
+                invalid_value(
+                    f"{field}.secret.defaultMode",
                     mode,
                     "must be a number between 0 and 0777 (octal), both inclusive",
                 )
@@ -480,6 +550,81 @@ def validate_configmap(cm: dict[str, Any]) -> Errors:
     return errs
 
 
+MAX_SECRET_BYTES = 1024 * 1024
+_SECRET_REQUIRED_KEYS = {
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+}
+
+
+def validate_secret(secret: dict[str, Any]) -> Errors:
+    """ValidateSecret; data is canonical base64 here (decoding rejected bad base64)."""
+    errs = validate_metadata(secret["metadata"], names.dns1123_subdomain)
+    data = secret.get("data") or {}
+    total = 0
+    for key, value in data.items():
+        _each(errs, f"data[{key}]", key, names.config_key)
+        total += len(base64.b64decode(value))
+    if total > MAX_SECRET_BYTES:
+        errs.append(
+            FieldError("TooLong", "data", detail=f"must have at most {MAX_SECRET_BYTES} bytes")
+        )
+    kind = secret.get("type")
+    if kind == "kubernetes.io/service-account-token":
+        annotations = secret["metadata"].get("annotations") or {}
+        if not annotations.get("kubernetes.io/service-account.name"):
+            errs.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
+    elif kind == "kubernetes.io/basic-auth":
+        if "username" not in data and "password" not in data:
+            errs += [required("data[username]"), required("data[password]")]
+    elif kind in _SECRET_REQUIRED_KEYS:
+        for key in _SECRET_REQUIRED_KEYS[kind]:
+            if not (key in data if kind == "kubernetes.io/tls" else data.get(key)):
+                errs.append(required(f"data[{key}]"))
+    return errs
+
+
+def _validate_immutable_data(
+    new: dict[str, Any], old: dict[str, Any], fields: tuple[str, ...]
+) -> Errors:
+    errs: Errors = []
+    if not old.get("immutable"):
+        return errs
+    detail = "field is immutable when `immutable` is set"
+    if not new.get("immutable"):
+        errs.append(forbidden("immutable", detail))
+    for f in fields:
+        if (new.get(f) or {}) != (old.get(f) or {}):
+            errs.append(forbidden(f, detail))
+    return errs
+
+
+def _immutable(field: str, new: Any, old: Any) -> Errors:
+    return [] if new == old else [invalid_value(field, new, "field is immutable")]
+
+
+def validate_update(kind: str, new: dict[str, Any], old: dict[str, Any]) -> Errors:
+    """The extra checks of ValidateXUpdate (ObjectMeta ones are done by the PATCH handler)."""
+    if kind == "ConfigMap":
+        return _validate_immutable_data(new, old, ("data", "binaryData"))
+    if kind == "Secret":
+        errs = _immutable("type", new.get("type"), old.get("type"))
+        return errs + _validate_immutable_data(new, old, ("data",))
+    new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    if kind == "Service":
+        return _immutable(
+            "spec.clusterIPs[0]", new_spec.get("clusterIP"), old_spec.get("clusterIP")
+        )
+    if kind == "Job":
+        errs: Errors = []
+        for key in ("selector", "template", "completionMode", "completions"):
+            errs += _immutable(f"spec.{key}", new_spec.get(key), old_spec.get(key))
+        return errs
+    return []
+
+
 def validate_service(svc: dict[str, Any]) -> Errors:
     errs = validate_metadata(svc["metadata"], names.dns1035_label)
     spec = svc.get("spec") or {}
@@ -549,4 +694,5 @@ VALIDATORS: dict[str, Callable[[dict[str, Any]], Errors]] = {
     "Job": validate_job,
     "ConfigMap": validate_configmap,
     "Service": validate_service,
+    "Secret": validate_secret,
 }
