@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 
 from tests.kubeapi.apierrors import ApiError, FieldError, required
 from tests.kubeapi.resources import Resource
 
 K8S_VERSION = "1.37"
+
+# kubernetes-validate reads and parses the schema files (megabytes) on every call; they never
+# change, so parse each once. The documents are only read by the validator.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=64)(  # type: ignore[assignment]
+    kubernetes_validate.utils.schema_contents
+)
 
 
 def _path(parts: Iterable[Any]) -> str:

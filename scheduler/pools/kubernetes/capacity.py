@@ -8,6 +8,7 @@ ended, whoever owns them: other tenants' pods take GPUs too.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -49,6 +50,11 @@ def parse_quantity(text: str | int | float) -> Decimal:
     """A Kubernetes quantity ("7500m", "32Gi", "1e3", 4) as a number of base units."""
     if isinstance(text, int | float):
         return Decimal(str(text))
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)  # a cluster repeats a few dozen quantities many times
+def _parse_text(text: str) -> Decimal:
     match = _QUANTITY.match(text.strip())
     if not match:
         raise QuantityError(f"not a quantity: {text!r}")

@@ -1,13 +1,14 @@
 """Benchmark of the Kubernetes pool: sfedd's own cost per pass, and round trips.
 
-    .venv/bin/python benchmarks/kubernetes.py               # needs root (the test cluster's pods)
-    .venv/bin/python benchmarks/kubernetes.py --nodes 2000 --pods 40000 --jobs 50
+    .venv/bin/python benchmarks/kube_pool.py               # needs root (the test cluster's pods)
+    .venv/bin/python benchmarks/kube_pool.py --nodes 2000 --pods 40000 --jobs 50
 
 Part 1 times the pure code sfedd runs on every pass against a large cluster: turning the
 Node and Pod lists into a snapshot (capacity.node_snapshots) and the Jobs and pods of the
 federation's jobs into states (status.remote_job), on synthetic API documents.
 
-Part 2 times KubernetesPool.submit (three creates: Job, ConfigMap, Service) and poll (two
+Part 2 times KubernetesPool.submit (Secret, ConfigMap, Service, Job, then three owner
+patches) and poll (two
 lists) through the official client against the test API server (tests/kubeapi, TLS on
 loopback), beside SlurmPool.submit (a real `sbatch`) on the lab's alpha in the same run. The
 test API server is not kube-apiserver: read part 2 as the client-side cost of the adapter
@@ -215,7 +216,7 @@ def main() -> int:
     print(f"| {'path':<52} | {'median ms':>9} | {'p99 ms':>9} |")
     print(f"|{'-' * 54}|{'-' * 11}|{'-' * 11}|")
     print(row("SlurmPool.submit (real sbatch, alpha)", s_submit))
-    print(row("KubernetesPool.submit (3 creates, test API server)", k_submit))
+    print(row("KubernetesPool.submit (4 creates + 3 patches)", k_submit))
     print(row("SlurmPool.poll (squeue)", s_poll))
     print(row(f"KubernetesPool.poll ({args.jobs} jobs: 2 lists)", k_poll))
     ratio = statistics.median(s_submit) / statistics.median(k_submit)
