@@ -8,9 +8,8 @@ Node and Pod lists into a snapshot (capacity.node_snapshots) and the Jobs and po
 federation's jobs into states (status.remote_job), on synthetic API documents.
 
 Part 2 times KubernetesPool.submit (Secret, ConfigMap, Service, Job, then three owner
-patches) and poll (two
-lists) through the official client against the test API server (tests/kubeapi, TLS on
-loopback), beside SlurmPool.submit (a real `sbatch`) on the lab's alpha in the same run. The
+patches) and poll (two lists) through the official client against the test API server
+(tests/kubeapi, TLS on loopback), beside SlurmPool.submit (a real `sbatch`) on the lab's alpha in the same run. The
 test API server is not kube-apiserver: read part 2 as the client-side cost of the adapter
 (serialisation, TLS, the client library), not as what a GKE or EKS control plane answers in.
 """
