@@ -300,30 +300,18 @@ def _validate_volume(v: dict[str, Any], field: str) -> Errors:
         errs.append(required(field, "must specify a volume type"))
     elif len(sources) > 1:
         errs.append(forbidden(f"{field}.{sources[1]}", "may not specify more than 1 volume type"))
-    cm = v.get("configMap")
-    if cm is not None:
-        if not cm.get("name"):
-            errs.append(required(f"{field}.configMap.name"))
-        errs += _validate_key_to_paths(cm.get("items") or [], f"{field}.configMap.items")
-        mode = cm.get("defaultMode")
+    for source, name_field in (("configMap", "name"), ("secret", "secretName")):
+        spec = v.get(source)
+        if spec is None:
+            continue
+        if not spec.get(name_field):
+            errs.append(required(f"{field}.{source}.{name_field}"))
+        errs += _validate_key_to_paths(spec.get("items") or [], f"{field}.{source}.items")
+        mode = spec.get("defaultMode")
         if mode is not None and not 0 <= mode <= 0o777:
             errs.append(
                 invalid_value(
-                    f"{field}.configMap.defaultMode",
-                    mode,
-                    "must be a number between 0 and 0777 (octal), both inclusive",
-                )
-            )
-    secret = v.get("secret")
-    if secret is not None:
-        if not secret.get("secretName"):
-            errs.append(required(f"{field}.secret.secretName"))
-        errs += _validate_key_to_paths(secret.get("items") or [], f"{field}.secret.items")
-        mode = secret.get("defaultMode")
-        if mode is not None and not 0 <= mode <= 0o777:
-            errs.append(
-                invalid_value(
-                    f"{field}.secret.defaultMode",
+                    f"{field}.{source}.defaultMode",
                     mode,
                     "must be a number between 0 and 0777 (octal), both inclusive",
                 )
