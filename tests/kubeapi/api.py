@@ -38,6 +38,15 @@ JOB_DELETE_WARNING = (
 
 
 @dataclass
+class LogFollow:
+    """A log to stream as it grows (follow=true) until `running()` turns False."""
+
+    path: Any  # pathlib.Path
+    running: Any  # Callable[[], bool]
+    limit: int | None = None
+
+
+@dataclass
 class Response:
     code: int
     body: Any  # dict -> JSON, bytes -> text/plain
@@ -355,6 +364,16 @@ class Api:
         if path is None:
             raise apierrors.bad_request(
                 f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
+        if query.get("follow") == "true":
+            limit = query.get("limitBytes")
+            return Response(
+                200,
+                LogFollow(
+                    path,
+                    lambda: self.cluster.kubelet.has_process(pod),
+                    int(limit) if limit is not None else None,
+                ),
             )
         data = path.read_bytes() if path.exists() else b""
         if query.get("tailLines") is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.kubeapi import apierrors
-from tests.kubeapi.api import Response
+from tests.kubeapi.api import LogFollow, Response
 from tests.kubeapi.apierrors import ApiError
 
 
@@ -19,6 +20,7 @@ class ApiServer:
     def __init__(self, cluster: Any, token: str, cert: Path, key: Path) -> None:
         self.cluster = cluster
         self.token = token
+        self.stopping = False  # ends log streams (follow=true) when the server stops
         handler = self._handler_class()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -37,6 +39,7 @@ class ApiServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.stopping = True
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join()
@@ -73,7 +76,33 @@ class ApiServer:
                     response = Response(e.code, e.status())
                 self._send(response)
 
+            def _follow(self, log: LogFollow) -> None:
+                """Stream the log as the container writes it; the end of the body (the
+                connection closing) means the container has ended."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                sent = 0
+                with open(log.path, "rb") as f:
+                    while log.limit is None or sent < log.limit:
+                        alive = log.running()  # before reading: no byte written after is lost
+                        want = 65536 if log.limit is None else min(65536, log.limit - sent)
+                        data = f.read(want)
+                        if data:
+                            self.wfile.write(data)
+                            self.wfile.flush()
+                            sent += len(data)
+                        elif not alive or server.stopping:
+                            break
+                        else:
+                            time.sleep(0.05)
+
             def _send(self, response: Response) -> None:
+                if isinstance(response.body, LogFollow):
+                    self._follow(response.body)
+                    return
                 if isinstance(response.body, bytes):
                     payload, ctype = response.body, "text/plain"
                 else:

@@ -6,7 +6,8 @@
     find()         GET jobs by the tag's labels
     poll()         GET jobs and pods with sfed labels in the namespace: two calls for any count
     cancel()       DELETE Job (propagationPolicy Foreground), its Secret, ConfigMap, Service
-    read_output()  GET log of the job's first pod (the batch script's stdout and stderr)
+    read_output()  the log of the job's first pod (the batch script's stdout and stderr),
+                   followed by one streaming GET per job into a spool file (see logs.py)
 
 The Job comes last, so a Job that exists has what its pods need: a crash or a timeout part
 way leaves at most a Secret, ConfigMap or Service without their Job (removed at once when the
@@ -21,6 +22,7 @@ The remote id is the Job's name.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +34,7 @@ from scheduler.domain import NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTa
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.kubernetes import capacity, manifests, names, status
 from scheduler.pools.kubernetes.client import KubeApi, KubeRefused
+from scheduler.pools.kubernetes.logs import LogTails
 
 __all__ = ["KubernetesPool"]
 
@@ -49,6 +52,9 @@ class KubernetesPool:
         self.namespace = config.namespace
         self.api = api or KubeApi(config, timeout=timeout)
         self._runtime = manifests.runtime_files()
+        self._tails = LogTails(
+            self.api.core, self.namespace, manifests.CONTAINER, connect_timeout=timeout
+        )
         self._log = structlog.get_logger(pool=config.name)
 
     def __repr__(self) -> str:
@@ -282,26 +288,24 @@ class KubernetesPool:
             for p in await self._pods(f"{names.JOB_LABEL}={remote_id}")
             if status.pod_index(p) == 0
         ]
-        if not pods:
-            return b""
-        newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        pod: str | None = None
+        ended = False
+        if pods:
+            newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+            state = status.container_state(newest)
+            if not (state.get("running") or state.get("terminated")):
+                return b""  # no log before the container starts
+            pod = newest["metadata"]["name"]
+            ended = bool(state.get("terminated"))
         try:
-            data = await self.api.call(
-                self.api.core.read_namespaced_pod_log,
-                newest["metadata"]["name"],
-                self.namespace,
-                container=manifests.CONTAINER,
-                limit_bytes=offset + limit,
+            chunk = await asyncio.to_thread(
+                self._tails.read, remote_id, pod, offset, limit, ended=ended
             )
-        except KubeRefused as exc:
-            if exc.status in (400, 404):  # not started yet, or gone
-                return b""
-            raise self._error(f"cannot read the log of {remote_id}", exc) from None
-        if not isinstance(data, bytes):
-            raise PoolError(f"{self.name}: the log of {remote_id} is not text: {type(data)}")
-        chunk = data[offset : offset + limit]
+        except OSError as exc:
+            raise PoolError(f"{self.name}: cannot keep the log of {remote_id}: {exc}") from exc
         self._log.debug("kube.read_output", remote_id=remote_id, offset=offset, size=len(chunk))
         return chunk
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._tails.close)
         await self.api.close()

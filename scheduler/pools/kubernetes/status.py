@@ -21,7 +21,7 @@ from typing import Any
 from scheduler.domain import AttemptState, RemoteJob
 from scheduler.pools.kubernetes import names
 
-__all__ = ["deleted", "pod_index", "remote_job"]
+__all__ = ["container_state", "deleted", "pod_index", "remote_job"]
 
 _DISRUPTIONS = {
     "PreemptionByScheduler": "preempted by a higher-priority pod",
@@ -62,6 +62,12 @@ def _index(pod: Mapping[str, Any]) -> int:
 def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     statuses = (pod.get("status") or {}).get("containerStatuses") or ()
     return statuses[0] if statuses else {}
+
+
+def container_state(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The job container's state: {"waiting": ...}, {"running": ...} or {"terminated": ...}."""
+    state = _container(pod).get("state")
+    return state if isinstance(state, Mapping) else {}
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -147,6 +147,47 @@ def test_output_is_read_from_an_offset(cluster: FakeCluster) -> None:
     assert run(cluster, scenario) == b"defg"
 
 
+def test_following_output_streams_the_log_once(cluster: FakeCluster) -> None:
+    """Reading a growing log chunk by chunk to its end makes one log request, not one per
+    read (the API has no byte offsets), and yields every byte in order."""
+    lines = "".join(f"line {i}\n" for i in range(20))
+    sub = submission("#!/bin/sh\nfor i in $(seq 0 19); do echo line $i; sleep 0.05; done\n")
+
+    async def scenario(pool: KubernetesPool) -> tuple[bytes, int, str]:
+        remote_id = await pool.submit(sub)
+        out, reads = b"", 0
+        while True:
+            chunk = await pool.read_output("", len(out), 16, remote_id=remote_id)
+            reads += 1
+            out += chunk
+            job = (await pool.poll([remote_id]))[remote_id]
+            if not chunk and job.state in TERMINAL and len(out) >= len(lines):
+                return out, reads, remote_id
+            if not chunk:
+                await asyncio.sleep(0.05)
+
+    out, reads, remote_id = run(cluster, scenario)
+    log_requests = [
+        p for m, p in cluster.requests if p.endswith("/log") and f"/pods/{remote_id}-0-" in p
+    ]
+    assert out.decode() == lines
+    assert reads > len(lines) // 16 and len(log_requests) == 1, (reads, log_requests)
+
+
+def test_nothing_is_read_before_the_pod_starts(cluster: FakeCluster) -> None:
+    """Before pod 0's container starts there is no output yet: b"", not an error."""
+    sub = submission("#!/bin/sh\ntrue\n", nodes=3, gpus_per_node=4)  # never fits: 2 nodes
+
+    async def scenario(pool: KubernetesPool) -> bytes:
+        remote_id = await pool.submit(sub)
+        try:
+            return await pool.read_output("", 0, 100, remote_id=remote_id)
+        finally:
+            await pool.cancel(remote_id)
+
+    assert run(cluster, scenario) == b""
+
+
 def test_submitting_the_same_tag_twice_adopts_the_first(cluster: FakeCluster) -> None:
     """A repeated submission meets the existing objects: one Job, same name."""
     sub = submission("#!/bin/sh\nsleep 30\n")
