@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -41,6 +41,15 @@ __all__ = ["KubernetesPool"]
 _LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
+class _Verbs(NamedTuple):
+    """The client calls for one kind of object in a namespace."""
+
+    create: Any
+    read: Any
+    patch: Any
+    delete: Any
+
+
 class KubernetesPool:
     """A `Pool` over the nodes of one Kubernetes cluster that match the pool's selector."""
 
@@ -51,6 +60,33 @@ class KubernetesPool:
         self.config = config
         self.namespace = config.namespace
         self.api = api or KubeApi(config, timeout=timeout)
+        core, batch = self.api.core, self.api.batch
+        self._verbs = {
+            "Job": _Verbs(
+                batch.create_namespaced_job,
+                batch.read_namespaced_job,
+                batch.patch_namespaced_job,
+                batch.delete_namespaced_job,
+            ),
+            "Secret": _Verbs(
+                core.create_namespaced_secret,
+                core.read_namespaced_secret,
+                core.patch_namespaced_secret,
+                core.delete_namespaced_secret,
+            ),
+            "ConfigMap": _Verbs(
+                core.create_namespaced_config_map,
+                core.read_namespaced_config_map,
+                core.patch_namespaced_config_map,
+                core.delete_namespaced_config_map,
+            ),
+            "Service": _Verbs(
+                core.create_namespaced_service,
+                core.read_namespaced_service,
+                core.patch_namespaced_service,
+                core.delete_namespaced_service,
+            ),
+        }
         self._runtime = manifests.runtime_files()
         self._tails = LogTails(
             self.api.core, self.namespace, manifests.CONTAINER, connect_timeout=timeout
@@ -82,21 +118,19 @@ class KubernetesPool:
         items: list[dict[str, Any]] = result.get("items") or []
         return items
 
-    async def _create(
-        self, kind: str, create: Any, read: Any, body: Mapping[str, Any], tag: RemoteTag
-    ) -> dict[str, Any]:
+    async def _create(self, kind: str, body: Mapping[str, Any], tag: RemoteTag) -> dict[str, Any]:
         """Create `body`, or adopt the object of that name when it carries the same tag."""
         name = body["metadata"]["name"]
         try:
             created: dict[str, Any] = await self.api.call(
-                create, self.namespace, body, field_validation="Strict"
+                self._verbs[kind].create, self.namespace, body, field_validation="Strict"
             )
             return created
         except KubeRefused as exc:
             if exc.status != 409:
                 self._log.warning("kube.create_refused", kind=kind, name=name, error=str(exc))
                 raise self._error(f"cannot create {kind} {name}", exc) from None
-        existing = await self._get(read, name, self.namespace)
+        existing = await self._get(self._verbs[kind].read, name, self.namespace)
         if existing is None:  # deleted in between: let the next pass try again
             raise PoolUnreachable(f"{self.name}: {kind} {name} vanished while created")
         if names.tag_of(existing.get("metadata") or {}) != tag:
@@ -146,27 +180,22 @@ class KubernetesPool:
             raise PoolError(f"{self.name}: cannot submit {tag.render()}: {exc}") from exc
         if objects.dropped_env:
             self._log.warning("kube.env_dropped", tag=tag.render(), names=objects.dropped_env)
-        batch = self.api.batch
         created: list[str] = []
         try:
             # An adopted Secret keeps the first submission's token: the pods of an adopted Job
             # read whatever the Secret holds, so agents and srun always agree.
             for kind, body in objects.companions():
-                create, read, _ = self._verbs[kind]
-                await self._create(kind, create, read, body, tag)
+                await self._create(kind, body, tag)
                 created.append(kind)
-            job = await self._create(
-                "Job", batch.create_namespaced_job, batch.read_namespaced_job, objects.job, tag
-            )
+            job = await self._create("Job", objects.job, tag)
         except PoolError:
             await self._remove(objects.name, created)  # no Job was made: nothing will use them
             raise
         patch = manifests.owner_patch(job)
         for kind, _ in objects.companions():
-            _, _, patcher = self._verbs[kind]
             try:
                 await self.api.call(
-                    patcher,
+                    self._verbs[kind].patch,
                     objects.name,
                     self.namespace,
                     patch,
@@ -177,38 +206,11 @@ class KubernetesPool:
         self._log.info("kube.submit", tag=tag.render(), remote_id=objects.name)
         return objects.name
 
-    @property
-    def _verbs(self) -> dict[str, tuple[Any, Any, Any]]:
-        core = self.api.core
-        return {
-            "Secret": (
-                core.create_namespaced_secret,
-                core.read_namespaced_secret,
-                core.patch_namespaced_secret,
-            ),
-            "ConfigMap": (
-                core.create_namespaced_config_map,
-                core.read_namespaced_config_map,
-                core.patch_namespaced_config_map,
-            ),
-            "Service": (
-                core.create_namespaced_service,
-                core.read_namespaced_service,
-                core.patch_namespaced_service,
-            ),
-        }
-
     async def _remove(self, name: str, kinds: Sequence[str]) -> None:
         """Best-effort deletion of the named companions (Secret, ConfigMap, Service)."""
-        core = self.api.core
-        deleters = {
-            "Secret": core.delete_namespaced_secret,
-            "ConfigMap": core.delete_namespaced_config_map,
-            "Service": core.delete_namespaced_service,
-        }
         for kind in kinds:
             try:
-                await self.api.call(deleters[kind], name, self.namespace)
+                await self.api.call(self._verbs[kind].delete, name, self.namespace)
             except (KubeRefused, PoolUnreachable) as exc:
                 self._log.warning("kube.cleanup_failed", kind=kind, name=name, error=str(exc))
 
@@ -257,16 +259,10 @@ class KubernetesPool:
         return result
 
     async def cancel(self, remote_id: str) -> None:
-        core, batch = self.api.core, self.api.batch
-        for kind, delete in (
-            ("Job", batch.delete_namespaced_job),
-            ("Secret", core.delete_namespaced_secret),
-            ("ConfigMap", core.delete_namespaced_config_map),
-            ("Service", core.delete_namespaced_service),
-        ):
+        for kind, verbs in self._verbs.items():  # the Job first: its pods stop first
             try:
                 await self.api.call(
-                    delete, remote_id, self.namespace, propagation_policy="Foreground"
+                    verbs.delete, remote_id, self.namespace, propagation_policy="Foreground"
                 )
             except KubeRefused as exc:
                 if exc.status != 404:

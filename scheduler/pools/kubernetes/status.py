@@ -37,9 +37,9 @@ def _time(text: object) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+def _condition(obj: Mapping[str, Any], kind: str, status: str = "True") -> Mapping[str, Any] | None:
     for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == kind and cond.get("status") == "True":
+        if cond.get("type") == kind and cond.get("status") == status:
             return dict(cond)
     return None
 
@@ -71,9 +71,18 @@ def container_state(pod: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    state = _container(pod).get("state") or {}
-    term = state.get("terminated")
+    term = container_state(pod).get("terminated")
     return term if isinstance(term, Mapping) else None
+
+
+def _started(pod: Mapping[str, Any]) -> datetime | None:
+    """When the job container started, running or since ended."""
+    state = container_state(pod)
+    for phase in ("running", "terminated"):
+        at = _time((state.get(phase) or {}).get("startedAt"))
+        if at is not None:
+            return at
+    return None
 
 
 def _disruption(pods: Sequence[Mapping[str, Any]]) -> str:
@@ -107,18 +116,11 @@ def _exit_code(pods: Sequence[Mapping[str, Any]]) -> int | None:
 def _waiting(pods: Sequence[Mapping[str, Any]]) -> str:
     """The scheduler's or the kubelet's word on why the job has not started."""
     for pod in pods:
-        cond = next(
-            (
-                c
-                for c in (pod.get("status") or {}).get("conditions") or ()
-                if c.get("type") == "PodScheduled" and c.get("status") == "False"
-            ),
-            None,
-        )
+        cond = _condition(pod, "PodScheduled", "False")
         if cond is not None:
             return f"{cond.get('reason', 'Unschedulable')}: {cond.get('message', '')}".strip(" :")
     for pod in pods:
-        waiting = (_container(pod).get("state") or {}).get("waiting") or {}
+        waiting = container_state(pod).get("waiting") or {}
         reason = waiting.get("reason")
         if reason and reason != "ContainerCreating":
             return f"{reason}: {waiting.get('message', '')}".strip(" :")
@@ -140,20 +142,7 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
     nodelist = ",".join(
         dict.fromkeys(n for p in pods if (n := (p.get("spec") or {}).get("nodeName")))
     )
-    started = min(
-        (
-            t
-            for p in pods
-            if (
-                t := _time(
-                    ((_container(p).get("state") or {}).get("running") or {}).get("startedAt")
-                )
-                or _time((_terminated(p) or {}).get("startedAt"))
-            )
-            is not None
-        ),
-        default=None,
-    )
+    started = min((t for p in pods if (t := _started(p)) is not None), default=None)
     common: dict[str, Any] = {"tag": tag, "nodelist": nodelist, "started_at": started}
     name = str(meta.get("name", ""))
 
@@ -203,7 +192,7 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
     if (
         first is not None
         and _index(first) == 0
-        and (_container(first).get("state") or {}).get("running")
+        and container_state(first).get("running")
         and all((p.get("spec") or {}).get("nodeName") for p in pods)
         and len({_index(p) for p in pods}) >= ((job.get("spec") or {}).get("completions") or 1)
     ):
