@@ -6,8 +6,15 @@ Pure functions; each raises ValueError with a message fit to show the user.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-__all__ = ["parse_gres", "parse_memory_mb", "parse_time_limit_min", "sbatch_directives"]
+__all__ = [
+    "expand_filename_pattern",
+    "parse_gres",
+    "parse_memory_mb",
+    "parse_time_limit_min",
+    "sbatch_directives",
+]
 
 _TIME_FORMS = (
     # sbatch(1): "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
@@ -20,6 +27,24 @@ _TIME_FORMS = (
     (re.compile(r"^(\d+)-(\d+):(\d+):(\d+)$"), ("d", "h", "m", "s")),
 )
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_FILENAME_PATTERN = re.compile(r"%(.)")
+
+
+def expand_filename_pattern(pattern: str, values: Mapping[str, str | None]) -> tuple[str, bool]:
+    """sbatch's -o/-e filename patterns (%j, %x, %u, %%, ...) filled from `values` (letter ->
+    text; None or absent: not known). Returns the text, unknown patterns left as written, and
+    whether every pattern was known."""
+    complete = True
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal complete
+        value = values.get(match.group(1))
+        if value is None:
+            complete = False
+            return match.group(0)
+        return value
+
+    return _FILENAME_PATTERN.sub(sub, pattern), complete
 
 
 def parse_time_limit_min(text: str) -> int:

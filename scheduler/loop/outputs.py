@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 
 from scheduler.domain import Job
 from scheduler.pathmap import PathMap
+from scheduler.sbatch_options import expand_filename_pattern
 
 __all__ = ["POD_LOG", "OutputPaths", "remote_output_paths"]
 
 # The output "path" of a job on a Kubernetes pool: the log of its first pod, read by job id.
 POD_LOG = "(pod log)"
-
-_PATTERN = re.compile(r"%(.)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +26,8 @@ class OutputPaths:
 def _expand(pattern: str, job: Job, remote_id: str | None) -> str | None:
     """sbatch's filename pattern for the fields sfedd knows; None when it cannot tell."""
     values = {"j": remote_id, "x": job.request.job_name, "u": job.user, "%": "%"}
-    unknown = False
-
-    def sub(match: re.Match[str]) -> str:
-        nonlocal unknown
-        value = values.get(match.group(1))
-        if value is None:
-            unknown = True
-            return ""
-        return value
-
-    expanded = _PATTERN.sub(sub, pattern)
-    return None if unknown else expanded
+    expanded, complete = expand_filename_pattern(pattern, values)
+    return expanded if complete else None
 
 
 def remote_output_paths(

@@ -32,6 +32,7 @@ from typing import Any
 from scheduler.config import KubernetesPoolConfig, KubernetesVolume
 from scheduler.domain import RemoteSubmission
 from scheduler.pools.kubernetes import names
+from scheduler.sbatch_options import expand_filename_pattern
 
 __all__ = [
     "CONFIGMAP_LIMIT",
@@ -52,7 +53,6 @@ SECRET_DIR = "/sfed-secret"
 CONFIGMAP_LIMIT = 1024 * 1024  # the API server refuses larger ConfigMaps
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what a pod's env accepts
 _RUNTIME = ("sfed_pod.py", "srun", "scontrol")
-_PATTERN = re.compile(r"%(.)")
 # The login node's own settings: inside the image they would break it (PATH, LD_*) or lie.
 _HOST_ONLY = re.compile(
     r"^(PATH|HOME|HOSTNAME|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|MAIL|TMPDIR|DISPLAY|TERM|_"
@@ -87,11 +87,15 @@ def runtime_files() -> dict[str, str]:
     return {name: root.joinpath(name).read_text(encoding="utf-8") for name in _RUNTIME}
 
 
+def _labels(name: str, submission: RemoteSubmission) -> dict[str, str]:
+    return {**names.tag_labels(submission.tag), names.JOB_LABEL: name}
+
+
 def _metadata(name: str, submission: RemoteSubmission, namespace: str) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": namespace,
-        "labels": {**names.tag_labels(submission.tag), names.JOB_LABEL: name},
+        "labels": _labels(name, submission),
         "annotations": {
             names.TAG_ANNOTATION: submission.tag.render(),
             names.JOB_NAME_ANNOTATION: submission.request.job_name,
@@ -107,7 +111,7 @@ def _expand(pattern: str, submission: RemoteSubmission) -> str:
         "u": submission.run_as or "",
         "%": "%",
     }
-    path = _PATTERN.sub(lambda m: values.get(m.group(1), m.group(0)), pattern)
+    path, _ = expand_filename_pattern(pattern, values)
     chdir = submission.request.chdir
     if not path.startswith("/") and chdir:
         path = posixpath.join(chdir, path)
@@ -314,7 +318,6 @@ def build(
     name = names.object_name(submission.tag, request.job_name)
     env, private, dropped = environment(submission, config, name)
     runtime = runtime_files() if runtime is None else runtime
-    labels = {**names.tag_labels(submission.tag), names.JOB_LABEL: name}
 
     data = dict(runtime)
     config_map = {
@@ -375,7 +378,7 @@ def build(
         },
         "ttlSecondsAfterFinished": config.ttl_after_finished_s,
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": _labels(name, submission)},
             "spec": _pod_spec(name, submission, config, env),
         },
     }
