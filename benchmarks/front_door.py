@@ -36,17 +36,14 @@ sys.path[:0] = [str(ROOT / "deploy"), str(ROOT)]
 
 from sfedlab import Lab  # noqa: E402
 
+from benchmarks.stats import percentile  # noqa: E402
+
 SCRIPT = b"#!/bin/bash\ntrue\n"
 # 22.05: "REQUEST_SUBMIT_BATCH_JOB ( 4003) count:17 ave_time:1748 total_time:29717" (us).
 SDIAG_SUBMIT = re.compile(
     r"^\s*REQUEST_SUBMIT_BATCH_JOB\s+\(\s*\d+\)\s+count:(\d+)\s+ave_time:\d+\s+total_time:(\d+)",
     re.M,
 )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass

@@ -32,17 +32,13 @@ sys.path[:0] = [str(ROOT / "deploy"), str(ROOT)]
 
 from sfedlab import Lab  # noqa: E402
 
+from benchmarks.stats import percentile  # noqa: E402
 from scheduler.config import parse_config  # noqa: E402
 from scheduler.domain import JobRequest, RemoteSubmission, RemoteTag  # noqa: E402
 from scheduler.pools.kubernetes import capacity, status  # noqa: E402
 from scheduler.pools.kubernetes.adapter import KubernetesPool  # noqa: E402
 from scheduler.pools.slurm import LocalTransport, SlurmPool  # noqa: E402
 from tests.kubeapi import FakeCluster  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def synthetic(nodes: int, pods: int, jobs: int) -> tuple[list[Any], list[Any], list[Any]]:

@@ -30,16 +30,12 @@ from sfedlab import Lab  # noqa: E402
 from sfedlab.daemon import SfeddProcess  # noqa: E402
 from sfedlab.federation import federation_config, write_config  # noqa: E402
 
+from benchmarks.stats import percentile  # noqa: E402
 from scheduler.cli.client import Client  # noqa: E402
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb  # noqa: E402
 
 SCRIPT = b"#!/bin/bash\ntrue\n"
 CLUSTER = "beta"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(n: int, one: Callable[[], None], clients: int = 1) -> tuple[float, list[float]]:
