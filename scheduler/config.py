@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
 import yaml
 from pydantic import (
@@ -32,6 +32,7 @@ __all__ = [
     "LogConfig",
     "LoopConfig",
     "PoolConfig",
+    "PoolConfigBase",
     "SSHConfig",
     "ServerConfig",
     "SlurmPoolConfig",
@@ -139,23 +140,51 @@ class SSHConfig(_Strict):
         return v
 
 
-class SlurmPoolConfig(_Strict):
-    """One partition of one Slurm cluster."""
+PathTarget = TypeVar("PathTarget")
+
+
+class PoolConfigBase(_Strict, Generic[PathTarget]):
+    """What every kind of pool declares; each kind adds its own connection settings.
+
+    The loop and the placement core read pools only through these fields and methods.
+    """
 
     name: Name
+    price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
+    weight: Annotated[int, Field(ge=0)] = 1  # lower is preferred, as Slurm's node Weight
+    # Federation path -> where it is on this pool (a path, or a volume mounted there).
+    path_map: dict[str, PathTarget] = Field(default_factory=dict)
+
+    def path_prefixes(self) -> dict[str, str]:
+        """Federation path -> path on this pool (see scheduler.pathmap); {} = the same paths."""
+        return {}
+
+    def served_partition(self) -> str | None:
+        """A partition name that selects this pool besides its own name (sbatch -p)."""
+        return None
+
+    def transport_label(self) -> str:
+        """How sfedd reaches the pool, for `sfed pools`."""
+        raise NotImplementedError
+
+    def runs_as_owner(self) -> bool:
+        """Whether each job runs as its owner's account on the pool."""
+        raise NotImplementedError
+
+
+class SlurmPoolConfig(PoolConfigBase[str]):
+    """One partition of one Slurm cluster."""
+
     kind: Literal["slurm"] = "slurm"
     transport: Literal["local", "ssh"] = "local"
     partition: str
     slurm_conf: str | None = None  # the pool's SLURM_CONF (on the login node for ssh)
     ssh: SSHConfig | None = None
-    path_map: dict[str, str] = Field(default_factory=dict)  # federation path -> pool path
     # Where jobs that name no output file write it on the pool (sfedd streams it back).
     spool_dir: str | None = None
     # Run each job as its owner (sbatch --uid; the pool account must be root or SlurmUser).
     # Off: jobs run as the pool account, which then sees every user's files.
     submit_as_user: bool = True
-    price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
-    weight: Annotated[int, Field(ge=0)] = 1
 
     @field_validator("spool_dir")
     @classmethod
@@ -181,8 +210,16 @@ class SlurmPoolConfig(_Strict):
         return self
 
     def path_prefixes(self) -> dict[str, str]:
-        """Federation path -> path on this pool (see scheduler.pathmap)."""
         return dict(self.path_map)
+
+    def served_partition(self) -> str | None:
+        return self.partition
+
+    def transport_label(self) -> str:
+        return self.transport
+
+    def runs_as_owner(self) -> bool:
+        return self.submit_as_user
 
 
 # Kubernetes names and labels (apimachinery's validation rules).
@@ -263,14 +300,13 @@ class KubernetesVolume(_Strict):
         return self
 
 
-class KubernetesPoolConfig(_Strict):
+class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
     """A GPU node pool of a Kubernetes cluster (GKE, EKS, on-premises).
 
     Each federation job becomes an Indexed Job with one pod per Slurm node; see
     scheduler.pools.kubernetes.
     """
 
-    name: Name
     kind: Literal["kubernetes"]
     kubeconfig: str | None = None  # None: the in-cluster service account (sfedd in a pod)
     context: str | None = None  # a context of the kubeconfig; None: its current context
@@ -282,8 +318,8 @@ class KubernetesPoolConfig(_Strict):
     service_account: DNSLabel | None = None
     priority_class: str | None = None  # a PriorityClass for the pods (preemption order)
     cluster_domain: str = "cluster.local"  # the cluster's DNS domain (kubelet --cluster-domain)
-    # Absolute path in the pods -> its volume: the same paths as on the Slurm pools.
-    path_map: dict[str, KubernetesVolume] = Field(default_factory=dict)
+    # path_map: absolute path in the pods -> its volume, mounted at the same path as on the
+    # Slurm pools (so nothing is translated).
     gpu_resource: str = "nvidia.com/gpu"
     run_as_user: Annotated[int, Field(ge=0)] | None = None
     run_as_group: Annotated[int, Field(ge=0)] | None = None
@@ -293,24 +329,11 @@ class KubernetesPoolConfig(_Strict):
     agent_port: Annotated[int, Field(gt=0, lt=65536)] = 6820
     # Finished Jobs (and their pods and logs) stay this long, then Kubernetes deletes them.
     ttl_after_finished_s: Annotated[int, Field(ge=60)] = 86400
-    price_per_gpu_hour: Annotated[float, Field(ge=0)] = 0.0
-    weight: Annotated[int, Field(ge=0)] = 1
 
-    # Slurm-only settings, fixed for Kubernetes pools so that every pool answers them.
-    @property
-    def partition(self) -> None:
-        return None
-
-    @property
-    def transport(self) -> str:
+    def transport_label(self) -> str:
         return "api"
 
-    @property
-    def spool_dir(self) -> None:
-        return None
-
-    @property
-    def submit_as_user(self) -> bool:
+    def runs_as_owner(self) -> bool:
         return self.run_as_owner  # else the image's user, or run_as_user
 
     @model_validator(mode="after")
@@ -318,10 +341,6 @@ class KubernetesPoolConfig(_Strict):
         if self.run_as_owner and (self.run_as_user is not None or self.run_as_group is not None):
             raise ValueError("run_as_owner and run_as_user/run_as_group exclude each other")
         return self
-
-    def path_prefixes(self) -> dict[str, str]:
-        """Volumes are mounted at the federation's own paths: nothing to translate."""
-        return {}
 
     @field_validator("kubeconfig")
     @classmethod

@@ -13,7 +13,7 @@ import structlog
 from scheduler import faults
 from scheduler.config import Config, ConfigError, load_config
 from scheduler.logs import configure_logging
-from scheduler.loop.reconciler import Loop
+from scheduler.loop import Loop
 from scheduler.pools.base import Pool
 from scheduler.pools.factory import build_pool
 from scheduler.service.server import build_server, open_socket
@@ -30,7 +30,10 @@ async def serve(config: Config, *, fault_points: frozenset[str] = frozenset()) -
     store = Store(config.store.url)
     await asyncio.to_thread(store.migrate)
     adapters: dict[str, Pool] = {
-        pc.name: build_pool(pc, command_timeout=config.loop.pool_timeout_s) for pc in config.pools
+        pc.name: build_pool(
+            pc, federation=config.federation.name, command_timeout=config.loop.pool_timeout_s
+        )
+        for pc in config.pools
     }
     loop = Loop(config, store, adapters, fault_points=fault_points)
     await loop.start()

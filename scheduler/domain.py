@@ -21,6 +21,8 @@ __all__ = [
     "JobRequest",
     "JobState",
     "NodeSnapshot",
+    "Outcome",
+    "OutputPaths",
     "PoolSnapshot",
     "PoolState",
     "PoolVerdict",
@@ -59,6 +61,35 @@ class AttemptState(enum.StrEnum):
 TERMINAL_ATTEMPT_STATES = frozenset(
     {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED, AttemptState.LOST}
 )
+
+
+class Outcome(enum.StrEnum):
+    """How an attempt ended, as its pool (or the federation) saw it: a fact, not a verdict.
+
+    Pools report one of these with every terminal state; the job lifecycle
+    (scheduler.lifecycle) alone decides what it means for the job.
+    """
+
+    COMPLETED = "COMPLETED"  # the script ended with exit code 0
+    FAILED = "FAILED"  # the script ended with a non-zero exit code (or a signal)
+    CANCELLED = "CANCELLED"  # cancelled on the pool: by the federation, a user or an admin there
+    TIMEOUT = "TIMEOUT"  # its time limit (or deadline) passed
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    PREEMPTED = "PREEMPTED"  # taken back for higher-priority work
+    NODE_FAIL = "NODE_FAIL"  # a node of the job failed, or failed to boot
+    EVICTED = "EVICTED"  # removed by the pool's own housekeeping: drain, node pressure, taint
+    LOST = "LOST"  # the pool no longer knows the job and never reported an end
+    REFUSED = "REFUSED"  # the pool refused the submission
+    NOT_SUBMITTED = "NOT_SUBMITTED"  # the submission never reached the pool
+
+
+# The outcome a terminal state implies when a pool gives no more precise one.
+DEFAULT_OUTCOME: dict[AttemptState, Outcome] = {
+    AttemptState.COMPLETED: Outcome.COMPLETED,
+    AttemptState.FAILED: Outcome.FAILED,
+    AttemptState.CANCELLED: Outcome.CANCELLED,
+    AttemptState.LOST: Outcome.LOST,
+}
 
 
 class PoolState(enum.StrEnum):
@@ -120,6 +151,8 @@ class Job:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     client_key: str | None = None  # a retrying client's idempotency key
+    # Every pool's verdict in the pass that placed the job, or in the latest pass it waited.
+    verdicts: tuple[PoolVerdict, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +170,7 @@ class Attempt:
     exit_code: int | None = None
     reason: str = ""
     nodelist: str = ""
+    outcome: Outcome | None = None  # how it ended; None while it has not
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +237,13 @@ class Decision:
     def placed(self) -> bool:
         return self.pool is not None
 
+    @property
+    def summary(self) -> str:
+        return f"placed on {self.pool}" if self.pool else "waiting: no pool can run it now"
+
     def explain(self) -> str:
-        head = f"placed on {self.pool}" if self.pool else "waiting: no pool can run it now"
-        return "; ".join([head, *(v.reason for v in self.verdicts)])
+        """One line for a job's reason (squeue's REASON column): the summary, then each pool."""
+        return "; ".join([self.summary, *(v.reason for v in self.verdicts)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +283,15 @@ class RemoteSubmission:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Where a job's output is on its pool; stderr None = joined with stdout; None = not
+    known to sfedd. What a path means (a file, a pod's log) is the pool's own business."""
+
+    stdout: str | None
+    stderr: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteJob:
     """A pool's view of one of its jobs."""
 
@@ -252,7 +299,14 @@ class RemoteJob:
     state: AttemptState
     tag: RemoteTag | None = None
     exit_code: int | None = None
-    reason: str = ""
+    reason: str = ""  # for people: the pool's own words; the lifecycle reads `outcome`
     nodelist: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    outcome: Outcome | None = None  # how it ended: given with every terminal state
+
+    def __post_init__(self) -> None:
+        if self.outcome is None and self.state in DEFAULT_OUTCOME:
+            object.__setattr__(self, "outcome", DEFAULT_OUTCOME[self.state])
+        elif self.outcome is not None and self.state not in TERMINAL_ATTEMPT_STATES:
+            raise ValueError(f"a {self.state} job has no outcome yet (got {self.outcome})")

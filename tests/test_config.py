@@ -110,7 +110,11 @@ def kube(**pool: object) -> dict[str, object]:
 def test_kubernetes_pool_gets_defaults() -> None:
     """A Kubernetes pool needs a name and an image; namespace default, in-cluster config."""
     [pool] = parse_config(kube()).pools
-    assert (pool.kind, pool.transport, pool.partition) == ("kubernetes", "api", None)
+    assert (pool.kind, pool.transport_label(), pool.served_partition()) == (
+        "kubernetes",
+        "api",
+        None,
+    )
     assert pool.namespace == "default" and pool.kubeconfig is None  # type: ignore[union-attr]
 
 

@@ -211,7 +211,7 @@ def event_line(event: pb.JobEvent) -> str:
 
 def explanation(exp: pb.Explanation) -> str:
     lines = [f"job {exp.job_id} {exp.state}: {exp.summary}"]
-    lines += [f"  {reason}" for reason in exp.pool_reasons]
+    lines += [f"  {verdict.reason}" for verdict in exp.verdicts]
     placements = [
         e for e in exp.history if e.kind in ("placed", "state", "submitted_remote", "aborted")
     ]

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from scheduler.domain import NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.domain import (
+    Job,
+    NodeSnapshot,
+    OutputPaths,
+    RemoteJob,
+    RemoteSubmission,
+    RemoteTag,
+)
 
 __all__ = ["Pool", "PoolError", "PoolUnreachable"]
 
@@ -30,6 +37,15 @@ class Pool(Protocol):
 
     name: str
 
+    def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
+        """Where attempt `attempt` of `job` (remote id `remote_id`, when known) writes its
+        stdout and stderr on this pool, for `read_output`. Pure: no I/O, never raises.
+
+        `job.request` is the federation's request (paths not yet mapped to the pool); a path
+        the pool cannot know yet (a pattern needing the remote id) is None.
+        """
+        ...
+
     async def snapshot(self) -> tuple[NodeSnapshot, ...]:
         """Free and total resources of every node of the pool, as the pool sees them now.
 
@@ -41,6 +57,9 @@ class Pool(Protocol):
 
     async def submit(self, submission: RemoteSubmission) -> str:
         """Start the job on the pool and return the pool's id for it.
+
+        A terminal `RemoteJob` later reported for it carries an `Outcome` (how it ended), never
+        only words: the job lifecycle decides from the outcome.
 
         NOT idempotent by itself: the caller must call `find(submission.tag)` first when a
         previous submission of the same tag may have reached the pool. The remote job carries
@@ -72,8 +91,8 @@ class Pool(Protocol):
     ) -> bytes:
         """Up to `limit` bytes of the file `path` on the pool, from byte `offset`.
 
-        `path` is where the loop says the job writes (`Loop.output_paths`); a pool whose jobs'
-        output is not in files (Kubernetes: the first pod's log) reads the job `remote_id`'s.
+        `path` is one of `output_paths()`; a pool whose jobs' output is not in files
+        (Kubernetes: the first pod's log) reads the job `remote_id`'s.
 
         Read-only, idempotent; one round trip (well under a second for a few MiB on a healthy
         pool). The bytes are returned exactly as stored (binary, NUL, not UTF-8). Fewer than

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from scheduler.config import KubernetesPoolConfig, PoolConfig
+from scheduler.pathmap import PathMap
 from scheduler.pools.base import Pool
 
 __all__ = ["build_pool"]
 
 
-def build_pool(config: PoolConfig, *, command_timeout: float = 30.0) -> Pool:
+def build_pool(
+    config: PoolConfig, *, federation: str = "sfed", command_timeout: float = 30.0
+) -> Pool:
     """One adapter for one configured pool; optional SDKs are imported only when used.
 
     Raises ConfigError when a pool cannot be set up (an SDK not installed, a bad kubeconfig).
@@ -33,4 +36,12 @@ def build_pool(config: PoolConfig, *, command_timeout: float = 30.0) -> Pool:
         )
     else:
         transport = LocalTransport(slurm_conf=config.slurm_conf)
-    return SlurmPool(config.name, transport, config.partition, command_timeout=command_timeout)
+    return SlurmPool(
+        config.name,
+        transport,
+        config.partition,
+        command_timeout=command_timeout,
+        federation=federation,
+        spool_dir=config.spool_dir,
+        path_map=PathMap(config.path_prefixes()),
+    )

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from scheduler.domain import Attempt, Event, Job, JobRequest
+from scheduler.domain import Attempt, Event, Job, JobRequest, PoolVerdict
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 
-__all__ = ["attempt_info", "from_timestamp", "job_event", "job_info", "job_spec", "timestamp"]
+__all__ = [
+    "attempt_info",
+    "from_timestamp",
+    "job_event",
+    "job_info",
+    "job_spec",
+    "timestamp",
+    "verdict",
+]
+
+# Request fields whose proto field differs in name or form; every other field has a JobSpec
+# field of the same name (None -> unset or "", a mapping -> a map field).
+_SPEC_SPECIAL: Final = frozenset({"script", "gpus_per_node"})
+_SPEC_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(JobRequest) if f.name not in _SPEC_SPECIAL
+)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -29,26 +46,21 @@ def from_timestamp(ts: Timestamp) -> datetime:
 def job_spec(request: JobRequest, *, with_script: bool = False) -> pb.JobSpec:
     spec = pb.JobSpec(
         script=request.script if with_script else b"",
-        job_name=request.job_name,
-        nodes=request.nodes,
         gres=f"gpu:{request.gpus_per_node}" if request.gpus_per_node else "",
-        cpus_per_task=request.cpus_per_task,
-        partition=request.partition or "",
-        chdir=request.chdir or "",
-        output=request.output or "",
-        error=request.error or "",
-        environment=dict(request.environment),
-        requeue=request.requeue,
-        priority=request.priority,
-        separate_error=request.separate_error,
     )
-    if request.ntasks is not None:
-        spec.ntasks = request.ntasks
-    if request.mem_per_node_mb is not None:
-        spec.mem_per_node_mb = request.mem_per_node_mb
-    if request.time_limit_min is not None:
-        spec.time_limit_min = request.time_limit_min
+    for name in _SPEC_FIELDS:
+        value = getattr(request, name)
+        if value is None:
+            continue  # optional fields stay unset; strings stay ""
+        if isinstance(value, Mapping):
+            getattr(spec, name).update(value)
+        else:
+            setattr(spec, name, value)
     return spec
+
+
+def verdict(value: PoolVerdict) -> pb.PoolVerdict:
+    return pb.PoolVerdict(pool=value.pool, fits=value.fits, reason=value.reason)
 
 
 def attempt_info(attempt: Attempt) -> pb.AttemptInfo:
@@ -62,6 +74,7 @@ def attempt_info(attempt: Attempt) -> pb.AttemptInfo:
         created_at=timestamp(attempt.created_at),
         started_at=timestamp(attempt.started_at),
         ended_at=timestamp(attempt.ended_at),
+        outcome=attempt.outcome.value if attempt.outcome else "",
     )
     if attempt.exit_code is not None:
         info.exit_code = attempt.exit_code

@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from scheduler.config import Config
-from scheduler.loop.reconciler import Loop
+from scheduler.loop import LoopFacade
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service.servicers import AdminServicer, FederationServicer
 from scheduler.service.validate import MAX_SCRIPT_BYTES
@@ -22,7 +22,7 @@ MAX_MESSAGE = MAX_SCRIPT_BYTES + 1024 * 1024  # a full-size script plus the rest
 
 
 async def build_server(
-    config: Config, store: Store, loop: Loop
+    config: Config, store: Store, loop: LoopFacade
 ) -> tuple[grpc.aio.Server, list[str]]:
     """A started-ready server and the addresses it will listen on."""
     server = grpc.aio.server(

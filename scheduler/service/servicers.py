@@ -10,17 +10,17 @@ import grpc
 import structlog
 
 from scheduler.config import Config
-from scheduler.domain import TERMINAL_JOB_STATES, Job, JobState
+from scheduler.domain import TERMINAL_JOB_STATES, Decision, Job, JobState, PoolState
 from scheduler.identity import Caller
-from scheduler.loop.reconciler import Loop, PoolView, utcnow
-from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.loop import LoopFacade, OutputUnknown, PoolStatus
+from scheduler.loop.loop import utcnow
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service import convert, validate
 from scheduler.service.auth import authenticate, check_claimed_user
 from scheduler.service.status import abort
 from scheduler.service.validate import InvalidArgument
-from scheduler.store import Store, UnknownJob, UnknownPool
+from scheduler.store import PoolRecord, Store, UnknownJob, UnknownPool
 
 __all__ = ["AdminServicer", "FederationServicer"]
 
@@ -45,13 +45,8 @@ def _job_id(value: int) -> int:
     return value
 
 
-def _split_explanation(text: str) -> tuple[str, list[str]]:
-    head, *reasons = text.split("; ")
-    return head, reasons
-
-
 class FederationServicer(pb_grpc.FederationServicer):
-    def __init__(self, store: Store, loop: Loop, config: Config) -> None:
+    def __init__(self, store: Store, loop: LoopFacade, config: Config) -> None:
         self.store, self.loop, self.config = store, loop, config
 
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: Any) -> pb.SubmitJobResponse:
@@ -190,27 +185,13 @@ class FederationServicer(pb_grpc.FederationServicer):
         offset = request.offset
         while True:
             job = await self._load_own(request.job_id, caller, "read its output", context)
-            job_id = job.id
             ended = job.state in TERMINAL_JOB_STATES
-            data = b""
-            if job.remote_id and job.pool in self.loop.pools:
-                paths = self.loop.output_paths(job, job.pool, job.attempt, job.remote_id)
-                path = paths.stderr if request.stderr else paths.stdout
-                if path is None and not request.stderr:
-                    await abort(
-                        context,
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        f"job {job_id}'s output file is not known to sfedd",
-                    )
-                if path is not None:
-                    try:
-                        data = await self.loop.pools[job.pool].adapter.read_output(
-                            path, offset, OUTPUT_CHUNK, remote_id=job.remote_id
-                        )
-                    except (PoolUnreachable, PoolError) as exc:
-                        log.warning(
-                            "job.output_unreadable", job_id=job_id, pool=job.pool, error=str(exc)
-                        )
+            try:
+                data = await self.loop.read_output(
+                    job, stderr=request.stderr, offset=offset, limit=OUTPUT_CHUNK
+                )
+            except OutputUnknown as exc:
+                await abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             if data:
                 yield pb.OutputChunk(data=data, offset=offset, attempt=job.attempt)
                 offset += len(data)
@@ -220,37 +201,43 @@ class FederationServicer(pb_grpc.FederationServicer):
             await self.loop.wait_changed(WATCH_POLL_S)
 
     async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:
-        info = await self._job(request.job_id, context)
-        events = await _db(self.store.events, info.id)
-        placed = [e for e in events if e.kind == "placed"]
-        if info.state == JobState.PENDING.value or not placed:
-            summary, reasons = _split_explanation(
-                info.reason or "waiting for the next placement pass"
-            )
+        job = await self._load(request.job_id, context)
+        events = await _db(self.store.events, job.id)
+        if job.state is JobState.PENDING and job.verdicts:
+            summary = Decision(job.id, None, job.verdicts).summary
+        elif job.state is JobState.PENDING or not job.pool:
+            summary = job.reason or "waiting for the next placement pass"
         else:
-            _, reasons = _split_explanation(placed[-1].message)
-            summary = f"{info.state.lower()} on {info.pool}" + (
-                f": {info.reason}" if info.reason else ""
+            summary = f"{job.state.value.lower()} on {job.pool}" + (
+                f": {job.reason}" if job.reason else ""
             )
         return pb.Explanation(
-            job_id=info.id,
-            state=info.state,
+            job_id=job.id,
+            state=job.state.value,
             summary=summary,
-            pool_reasons=reasons,
+            pool_reasons=[v.reason for v in job.verdicts],
+            verdicts=[convert.verdict(v) for v in job.verdicts],
             history=[convert.job_event(e) for e in events],
         )
 
 
-def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
-    nodes = view.nodes or ()
+def pool_info(status: PoolStatus, record: PoolRecord | None, jobs_active: int) -> pb.PoolInfo:
+    """A pool as the loop last saw it, with the admin's drain from the store."""
+    nodes = status.nodes or ()
     usable = [n for n in nodes if n.schedulable]
+    if record is not None and record.drained:
+        state, reason = PoolState.DRAINED, record.drain_reason or "drained"
+    elif status.reachable:
+        state, reason = PoolState.UP, status.error
+    else:
+        state, reason = PoolState.UNREACHABLE, status.error
     return pb.PoolInfo(
-        name=view.config.name,
-        kind=view.config.kind,
-        transport=view.config.transport,
-        state=view.state.value,
-        reason=view.reason,
-        partition=view.config.partition or "",
+        name=status.name,
+        kind=status.kind,
+        transport=status.transport,
+        state=state.value,
+        reason=reason,
+        partition=status.partition or "",
         nodes_total=len(nodes),
         nodes_idle=sum(
             1 for n in usable if n.gpus_free == n.gpus_total and n.cpus_free == n.cpus_total
@@ -258,26 +245,31 @@ def pool_info(view: PoolView, jobs_active: int) -> pb.PoolInfo:
         gpus_total=sum(n.gpus_total for n in nodes),
         gpus_free=sum(n.gpus_free for n in usable),
         max_gpus_per_node=max((n.gpus_total for n in nodes), default=0),
-        price_per_gpu_hour=view.config.price_per_gpu_hour,
-        weight=view.config.weight,
+        price_per_gpu_hour=status.price_per_gpu_hour,
+        weight=status.weight,
         jobs_active=jobs_active,
-        updated_at=convert.timestamp(view.updated_at),
+        updated_at=convert.timestamp(status.updated_at),
     )
 
 
 class AdminServicer(pb_grpc.AdminServicer):
-    def __init__(self, store: Store, loop: Loop, config: Config) -> None:
+    def __init__(self, store: Store, loop: LoopFacade, config: Config) -> None:
         self.store, self.loop, self.config = store, loop, config
 
-    async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
-        active = await _db(self.store.active_jobs)
+    async def _pool_infos(self, names: tuple[str, ...] | None = None) -> list[pb.PoolInfo]:
+        records = await _db(self.store.pools)
         counts: dict[str, int] = {}
-        for job in active:
+        for job in await _db(self.store.active_jobs):
             if job.pool:
                 counts[job.pool] = counts.get(job.pool, 0) + 1
-        return pb.ListPoolsResponse(
-            pools=[pool_info(view, counts.get(name, 0)) for name, view in self.loop.pools.items()]
-        )
+        return [
+            pool_info(status, records.get(status.name), counts.get(status.name, 0))
+            for status in self.loop.pool_statuses()
+            if names is None or status.name in names
+        ]
+
+    async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
+        return pb.ListPoolsResponse(pools=await self._pool_infos())
 
     async def _set_drained(
         self, name: str, drained: bool, reason: str, context: Any
@@ -294,22 +286,21 @@ class AdminServicer(pb_grpc.AdminServicer):
             validate.pool_name(name)
         except InvalidArgument as exc:
             await _invalid(context, exc)
-        if name not in self.loop.pools:
+        pools = self.loop.pool_names()
+        if name not in pools:
             await abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
-                f"no pool named {name}; pools: {', '.join(self.loop.pools)}",
+                f"no pool named {name}; pools: {', '.join(pools)}",
             )
         try:
-            record = await _db(self.store.set_pool_drained, name, drained, reason, utcnow())
+            await _db(self.store.set_pool_drained, name, drained, reason, utcnow())
         except UnknownPool:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"no pool named {name}")
-        view = self.loop.pools[name]
-        view.drained, view.drain_reason = record.drained, record.drain_reason
         log.info("pool.drained" if drained else "pool.resumed", pool=name, reason=reason or None)
-        self.loop.wake()
-        active = await _db(self.store.active_jobs)
-        return pool_info(view, sum(1 for job in active if job.pool == name))
+        self.loop.wake()  # the next pass reads the drain from the store
+        (info,) = await self._pool_infos((name,))
+        return info
 
     async def DrainPool(self, request: pb.DrainPoolRequest, context: Any) -> pb.PoolInfo:
         return await self._set_drained(

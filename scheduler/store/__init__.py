@@ -6,10 +6,9 @@ store.migrate()                                     # Alembic upgrade to head; i
 
 from scheduler.store.errors import StaleJob, StoreError, UnknownJob, UnknownPool
 from scheduler.store.records import PoolRecord
-from scheduler.store.repository import JOB_STATE_OF, MIGRATIONS_DIR, Store
+from scheduler.store.repository import MIGRATIONS_DIR, Store
 
 __all__ = [
-    "JOB_STATE_OF",
     "MIGRATIONS_DIR",
     "PoolRecord",
     "StaleJob",

@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -86,22 +85,10 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(STATE_LENGTH))
-    # The request, one column per JobRequest field.
+    # The request: the script apart (bytes, and large), every other field in one versioned
+    # JSON document (scheduler.spec), so that a new request field needs no new column.
     script: Mapped[bytes] = mapped_column(LargeBinary)
-    job_name: Mapped[str] = mapped_column(Text)
-    nodes: Mapped[int] = mapped_column(Integer)
-    ntasks: Mapped[int | None] = mapped_column(Integer)
-    gpus_per_node: Mapped[int] = mapped_column(Integer)
-    cpus_per_task: Mapped[int] = mapped_column(Integer)
-    mem_per_node_mb: Mapped[int | None] = mapped_column(Integer)
-    time_limit_min: Mapped[int | None] = mapped_column(Integer)
-    partition: Mapped[str | None] = mapped_column(Text)
-    chdir: Mapped[str | None] = mapped_column(Text)
-    output: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    environment: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
-    requeue: Mapped[bool] = mapped_column(Boolean)
-    priority: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
     # Where it is.
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -113,7 +100,9 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
-    separate_error: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Each pool's verdict ([pool, fits, reason]) in the pass that placed the job or the
+    # latest one it waited in; NULL before the first pass.
+    verdicts: Mapped[list[list[Any]] | None] = mapped_column(JSON(none_as_null=True))
     # Set by clients that retry (the front-door proxy): one job per key, whatever the retries.
     client_key: Mapped[str | None] = mapped_column(Text, unique=True)
 
@@ -135,6 +124,7 @@ class AttemptRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     nodelist: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(STATE_LENGTH))  # how it ended
 
 
 class EventRow(Base):

@@ -13,6 +13,7 @@ the other sees it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import sqlite3
 import threading
 import time
@@ -32,9 +33,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from scheduler import lifecycle
 from scheduler.domain import (
     TERMINAL_ATTEMPT_STATES,
-    TERMINAL_JOB_STATES,
     Attempt,
     AttemptState,
     Event,
@@ -42,7 +43,10 @@ from scheduler.domain import (
     JobRequest,
     JobState,
     NodeSnapshot,
+    Outcome,
+    PoolVerdict,
 )
+from scheduler.spec import from_spec, to_spec
 from scheduler.store.errors import StaleJob, UnknownJob, UnknownPool
 from scheduler.store.models import AttemptRow, EventRow, JobRow, PoolRow
 from scheduler.store.records import PoolRecord
@@ -55,23 +59,20 @@ _PG_MIGRATE_LOCK: Final = 0x5FED_0001  # pg_advisory_xact_lock key: one migrator
 _CHUNK: Final = 500  # ids per IN (...) in bulk statements
 _BEGIN_OPTION: Final = "sfed_sqlite_begin"
 
-# The job follows its current attempt.
-JOB_STATE_OF: Final[Mapping[AttemptState, JobState]] = {
-    AttemptState.SUBMITTING: JobState.PLACED,
-    AttemptState.PENDING: JobState.PLACED,
-    AttemptState.RUNNING: JobState.RUNNING,
-    AttemptState.COMPLETED: JobState.COMPLETED,
-    AttemptState.FAILED: JobState.FAILED,
-    AttemptState.CANCELLED: JobState.CANCELLED,
-    AttemptState.LOST: JobState.FAILED,
-}
 _NODE_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(NodeSnapshot))
 
 
 class Store:
-    """Jobs, their attempts and append-only events, and pools. See the module docstring."""
+    """Jobs, their attempts and append-only events, and pools. See the module docstring.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    How a job moves is decided by scheduler.lifecycle, given the rows this store locks; the
+    store writes what it decided, with the decision's event, in the same transaction.
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, policy: lifecycle.Policy | None = None
+    ) -> None:
+        self.policy = policy or lifecycle.Policy()
         self._url: URL = make_url(url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
         memory = self._sqlite and self._url.database in (None, "", ":memory:")
@@ -242,20 +243,8 @@ class Store:
             user=user,
             state=JobState.PENDING.value,
             script=bytes(request.script),
-            job_name=request.job_name,
-            nodes=request.nodes,
-            ntasks=request.ntasks,
-            gpus_per_node=request.gpus_per_node,
-            cpus_per_task=request.cpus_per_task,
-            mem_per_node_mb=request.mem_per_node_mb,
-            time_limit_min=request.time_limit_min,
-            partition=request.partition,
-            chdir=request.chdir,
-            output=request.output,
-            error=request.error,
-            environment=dict(request.environment),
-            requeue=request.requeue,
-            priority=request.priority,
+            spec=to_spec(request),
+            verdicts=None,
             submitted_at=now,
             updated_at=now,
             started_at=None,
@@ -266,7 +255,6 @@ class Store:
             exit_code=None,
             reason="",
             cancel_requested=False,
-            separate_error=request.separate_error,
             client_key=client_key,
         )
         try:
@@ -301,38 +289,33 @@ class Store:
             row = s.scalars(select(JobRow).where(JobRow.client_key == client_key)).one_or_none()
             return _job(row) if row is not None else None
 
-    def begin_attempt(self, job_id: int, pool: str, reason: str, now: datetime) -> Attempt:
+    def begin_attempt(
+        self,
+        job_id: int,
+        pool: str,
+        reason: str,
+        now: datetime,
+        *,
+        verdicts: Sequence[PoolVerdict] = (),
+    ) -> Attempt:
         """Record the intent to submit the job to `pool`, before the pool is asked.
 
         A new SUBMITTING attempt numbered job.attempt + 1; the job becomes PLACED on `pool`
-        with `reason` (the placement's explanation); event "placed". Raises StaleJob when the
-        job is no longer PENDING or a cancel was requested, UnknownJob when it does not exist.
+        with `reason` (the placement's explanation) and the pass's `verdicts`; event "placed".
+        Raises StaleJob when the job is no longer PENDING or a cancel was requested,
+        UnknownJob when it does not exist.
         """
         now = _utc(now)
         with self._tx(write=True) as s:
             job = _lock_job(s, job_id)
-            if job.state != JobState.PENDING.value or job.cancel_requested:
-                why = "cancel requested" if job.cancel_requested else job.state
-                raise StaleJob(f"job {job_id} cannot be placed: {why}")
-            number = job.attempt + 1
-            row = AttemptRow(
-                job_id=job_id,
-                number=number,
-                pool=pool,
-                remote_id=None,
-                state=AttemptState.SUBMITTING.value,
-                created_at=now,
-                started_at=None,
-                ended_at=None,
-                exit_code=None,
-                reason="",
-                nodelist="",
-            )
+            try:
+                step = lifecycle.begin(_job(job), pool, tuple(verdicts), reason, now)
+            except lifecycle.Stale as exc:
+                raise StaleJob(str(exc)) from None
+            assert step.attempt is not None
+            row = AttemptRow(job_id=job_id, number=step.attempt.number)
             s.add(row)
-            job.state = JobState.PLACED.value
-            job.pool, job.attempt, job.remote_id, job.reason = pool, number, None, reason
-            job.updated_at = now
-            _append(s, job_id, now, "placed", reason, pool=pool, attempt=number)
+            _persist(s, job, row, step, now)
             s.flush()
             return _attempt(row)
 
@@ -345,24 +328,9 @@ class Store:
         now = _utc(now)
         with self._tx(write=True) as s:
             job, row = _lock_attempt(s, job_id, attempt)
-            submitting = row.state == AttemptState.SUBMITTING.value
-            if row.remote_id == remote_id and not submitting:
-                return
-            row.remote_id = remote_id
-            if submitting:
-                row.state = AttemptState.PENDING.value
-            if job.attempt == attempt and job.state not in _TERMINAL_JOB_VALUES:
-                job.remote_id = remote_id
-                job.updated_at = now
-            _append(
-                s,
-                job_id,
-                now,
-                "submitted_remote",
-                f"{row.pool} job {remote_id}",
-                pool=row.pool,
-                attempt=attempt,
-            )
+            step = lifecycle.remote_accepted(_job(job), _attempt(row), remote_id, now)
+            if step is not None:
+                _persist(s, job, row, step, now)
 
     def update_attempt(
         self,
@@ -371,115 +339,84 @@ class Store:
         state: AttemptState,
         now: datetime,
         *,
+        outcome: Outcome | None = None,
         exit_code: int | None = None,
         reason: str = "",
         nodelist: str = "",
         started_at: datetime | None = None,
         ended_at: datetime | None = None,
     ) -> Job:
-        """What the pool says of an attempt; the job follows when it is its current attempt.
+        """What the pool says of an attempt (see `lifecycle.observe`); returns the job after.
 
-        Arguments left at None/"" keep what is recorded. RUNNING without a start time records
-        `now` as the start; a terminal state without an end time records `now` as the end.
         Nothing is written (no event) when nothing changes, and a terminal attempt is never
-        moved: the job is returned as it is. Otherwise one event "state".
-        Job mapping: SUBMITTING/PENDING -> PLACED, RUNNING -> RUNNING, COMPLETED, FAILED,
-        CANCELLED -> the same, LOST -> FAILED (with the reason).
+        moved. Otherwise one event "state".
         """
-        state = AttemptState(state)
+        report = lifecycle.Report(
+            AttemptState(state),
+            outcome=outcome,
+            exit_code=exit_code,
+            reason=reason,
+            nodelist=nodelist,
+            started_at=_utc_or_none(started_at),
+            ended_at=_utc_or_none(ended_at),
+        )
+        return self.report(job_id, attempt, report, now)
+
+    def report(self, job_id: int, attempt: int, report: lifecycle.Report, now: datetime) -> Job:
+        """`update_attempt` with a ready `lifecycle.Report`."""
         now = _utc(now)
-        started_at, ended_at = _utc_or_none(started_at), _utc_or_none(ended_at)
         with self._tx(write=True) as s:
             job, row = _lock_attempt(s, job_id, attempt)
-            if row.state in _TERMINAL_ATTEMPT_VALUES:
-                return _job(job)
-            new: dict[str, Any] = {
-                "state": state.value,
-                "exit_code": row.exit_code if exit_code is None else exit_code,
-                "reason": reason or row.reason,
-                "nodelist": nodelist or row.nodelist,
-                "started_at": started_at or row.started_at,
-                "ended_at": ended_at or row.ended_at,
-            }
-            if state is AttemptState.RUNNING and new["started_at"] is None:
-                new["started_at"] = now
-            if state in TERMINAL_ATTEMPT_STATES and new["ended_at"] is None:
-                new["ended_at"] = now
-            if all(getattr(row, key) == value for key, value in new.items()):
-                return _job(job)
-            for key, value in new.items():
-                setattr(row, key, value)
-            if job.attempt == attempt and job.state not in _TERMINAL_JOB_VALUES:
-                _follow(job, row, JOB_STATE_OF[state], reason, now)
-            message = _state_message(state, row, exit_code=exit_code, reason=reason)
-            _append(s, job_id, now, "state", message, pool=row.pool, attempt=attempt)
-            s.flush()
+            step = lifecycle.observe(_job(job), _attempt(row), report, now)
+            if step is not None:
+                _persist(s, job, row, step, now)
             return _job(job)
 
     def abort_attempt(
-        self, job_id: int, attempt: int, reason: str, now: datetime, *, back_to_pending: bool
+        self, job_id: int, attempt: int, outcome: Outcome, reason: str, now: datetime
     ) -> Job:
-        """The submission failed: the attempt is FAILED with `reason`; event "aborted".
+        """The submission failed: REFUSED by the pool or NOT_SUBMITTED (it never arrived).
 
-        When it is the job's current attempt, the job goes back to PENDING (pool and remote id
-        cleared, to be placed again) if `back_to_pending`, else FAILED. A job whose cancel was
-        requested is CANCELLED instead of going back to the queue. A terminal attempt is left
-        as it is.
+        The lifecycle decides (`lifecycle.submit_failed`): the attempt FAILED with `reason`,
+        the job back to the queue, FAILED after the policy's tries, or CANCELLED when a cancel
+        was requested; event "aborted". A terminal attempt is left as it is.
         """
         now = _utc(now)
         with self._tx(write=True) as s:
             job, row = _lock_attempt(s, job_id, attempt)
-            if row.state in _TERMINAL_ATTEMPT_VALUES:
-                return _job(job)
-            row.state, row.reason, row.ended_at = AttemptState.FAILED.value, reason, now
-            message = reason
-            if job.attempt == attempt and job.state not in _TERMINAL_JOB_VALUES:
-                job.updated_at, job.reason, job.pool, job.remote_id = now, reason, None, None
-                if job.cancel_requested:
-                    job.state, job.ended_at = JobState.CANCELLED.value, now
-                    message += "; job cancelled as requested"
-                elif back_to_pending:
-                    job.state = JobState.PENDING.value
-                    message += "; back in the queue"
-                else:
-                    job.state, job.ended_at = JobState.FAILED.value, now
-                    message += "; job failed"
-            _append(s, job_id, now, "aborted", message, pool=row.pool, attempt=attempt)
-            s.flush()
+            step = lifecycle.submit_failed(
+                _job(job), _attempt(row), outcome, reason, now, self.policy
+            )
+            if step is not None:
+                _persist(s, job, row, step, now)
             return _job(job)
 
     def request_cancel(self, job_id: int, now: datetime, *, by: str) -> Job:
-        """Cancel: a PENDING job is CANCELLED at once (event "cancelled"); a PLACED or RUNNING
-        one is marked cancel_requested for the loop to cancel on its pool (event
-        "cancel_requested"); a terminal or already marked job is unchanged. UnknownJob if absent.
+        """Cancel (see `lifecycle.request_cancel`): a PENDING job is CANCELLED at once (event
+        "cancelled"); a PLACED or RUNNING one is marked cancel_requested for the loop to cancel
+        on its pool (event "cancel_requested"); a terminal or already marked job is unchanged.
+        UnknownJob if absent.
         """
         now = _utc(now)
         with self._tx(write=True) as s:
             job = _lock_job(s, job_id)
-            if job.state == JobState.PENDING.value:
-                job.state, job.cancel_requested = JobState.CANCELLED.value, True
-                job.ended_at, job.updated_at = now, now
-                job.reason = f"cancelled by {by}"
-                _append(s, job_id, now, "cancelled", f"cancelled by {by} before it was placed")
-            elif job.state not in _TERMINAL_JOB_VALUES and not job.cancel_requested:
-                job.cancel_requested, job.updated_at = True, now
-                _append(
-                    s,
-                    job_id,
-                    now,
-                    "cancel_requested",
-                    f"cancel requested by {by}",
-                    pool=job.pool,
-                    attempt=job.attempt,
-                )
-            s.flush()
+            step = lifecycle.request_cancel(_job(job), by, now)
+            if step is not None:
+                _persist(s, job, None, step, now)
             return _job(job)
 
-    def set_reason(self, job_id: int, reason: str) -> None:
-        """Why a PENDING job waits. Written only if changed; no event; other states ignored."""
-        self.set_reasons({job_id: reason})
+    def set_reason(
+        self, job_id: int, reason: str, verdicts: Sequence[PoolVerdict] | None = None
+    ) -> None:
+        """Why a PENDING job waits (and each pool's verdict behind it). Written only if the
+        reason changed; no event; other states ignored."""
+        self.set_reasons({job_id: reason}, None if verdicts is None else {job_id: verdicts})
 
-    def set_reasons(self, reasons: Mapping[int, str]) -> None:
+    def set_reasons(
+        self,
+        reasons: Mapping[int, str],
+        verdicts: Mapping[int, Sequence[PoolVerdict]] | None = None,
+    ) -> None:
         """`set_reason` for many jobs in one transaction, writing only the changed rows."""
         if not reasons:
             return
@@ -493,6 +430,7 @@ class Store:
                 )
                 changed += [
                     {"id": job_id, "reason": reasons[job_id]}
+                    | ({"verdicts": _verdict_rows(verdicts[job_id])} if verdicts else {})
                     for job_id, current in s.execute(query)
                     if current != reasons[job_id]
                 ]
@@ -568,10 +506,6 @@ class Store:
         with self._serial, self._sessions.begin() as session:
             session.connection(execution_options=options)  # begins now, with those options
             yield session
-
-
-_TERMINAL_JOB_VALUES: Final = frozenset(s.value for s in TERMINAL_JOB_STATES)
-_TERMINAL_ATTEMPT_VALUES: Final = frozenset(s.value for s in TERMINAL_ATTEMPT_STATES)
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -665,58 +599,64 @@ def _append(
     s.add(EventRow(job_id=job_id, at=at, kind=kind, message=message, pool=pool, attempt=attempt))
 
 
-def _follow(job: JobRow, attempt: AttemptRow, state: JobState, reason: str, now: datetime) -> None:
-    """Move the job after its current attempt."""
-    if reason or job.state != state.value:
-        job.reason = reason  # a new state drops the previous state's explanation
-    job.state = state.value
-    job.pool, job.remote_id, job.exit_code = attempt.pool, attempt.remote_id, attempt.exit_code
-    if job.started_at is None and attempt.started_at is not None:
-        job.started_at = attempt.started_at
-    if state in TERMINAL_JOB_STATES:
-        job.ended_at = attempt.ended_at or now
-    job.updated_at = now
+# Job fields a lifecycle step may change; the request and the keys never change.
+_JOB_MOVES: Final = (
+    "state",
+    "pool",
+    "remote_id",
+    "attempt",
+    "exit_code",
+    "reason",
+    "cancel_requested",
+    "started_at",
+    "ended_at",
+    "updated_at",
+)
+_ATTEMPT_MOVES: Final = (
+    "pool",
+    "remote_id",
+    "state",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "reason",
+    "nodelist",
+    "outcome",
+)
 
 
-def _state_message(
-    state: AttemptState, row: AttemptRow, *, exit_code: int | None, reason: str
-) -> str:
-    """E.g. "RUNNING on beta (job 123, nodes beta-n[1-2])", "FAILED exit 3", "LOST: why"."""
-    text = state.value
-    if state in TERMINAL_ATTEMPT_STATES:
-        code = row.exit_code if exit_code is None else exit_code
-        if code is not None:
-            text += f" exit {code}"
-    else:
-        details = [f"job {row.remote_id}"] if row.remote_id else []
-        if row.nodelist:
-            details.append(f"nodes {row.nodelist}")
-        text += f" on {row.pool}" + (f" ({', '.join(details)})" if details else "")
-    return f"{text}: {reason}" if reason else text
+def _persist(
+    s: Session, job: JobRow, attempt: AttemptRow | None, step: lifecycle.Step, now: datetime
+) -> None:
+    """Write what the lifecycle decided into the locked rows, with its event."""
+    for name in _JOB_MOVES:
+        value = getattr(step.job, name)
+        setattr(job, name, value.value if isinstance(value, enum.Enum) else value)
+    if step.job.verdicts != _verdicts(job.verdicts):
+        job.verdicts = _verdict_rows(step.job.verdicts) or None
+    if attempt is not None and step.attempt is not None:
+        for name in _ATTEMPT_MOVES:
+            value = getattr(step.attempt, name)
+            setattr(attempt, name, value.value if isinstance(value, enum.Enum) else value)
+    if step.note is not None:
+        note = step.note
+        _append(s, job.id, now, note.kind, note.message, pool=note.pool, attempt=note.attempt)
+
+
+def _verdict_rows(verdicts: Sequence[PoolVerdict]) -> list[list[Any]]:
+    return [[v.pool, v.fits, v.reason] for v in verdicts]
+
+
+def _verdicts(rows: Sequence[Sequence[Any]] | None) -> tuple[PoolVerdict, ...]:
+    return tuple(PoolVerdict(str(p), bool(f), str(r)) for p, f, r in rows or ())
 
 
 def _job(row: JobRow) -> Job:
     return Job(
         id=row.id,
         user=row.user,
-        request=JobRequest(
-            script=bytes(row.script),
-            job_name=row.job_name,
-            nodes=row.nodes,
-            ntasks=row.ntasks,
-            gpus_per_node=row.gpus_per_node,
-            cpus_per_task=row.cpus_per_task,
-            mem_per_node_mb=row.mem_per_node_mb,
-            time_limit_min=row.time_limit_min,
-            partition=row.partition,
-            chdir=row.chdir,
-            output=row.output,
-            error=row.error,
-            environment={str(k): str(v) for k, v in row.environment.items()},
-            requeue=row.requeue,
-            priority=row.priority,
-            separate_error=row.separate_error,
-        ),
+        request=from_spec(row.script, row.spec),
         state=JobState(row.state),
         submitted_at=row.submitted_at,
         updated_at=row.updated_at,
@@ -729,6 +669,7 @@ def _job(row: JobRow) -> Job:
         started_at=row.started_at,
         ended_at=row.ended_at,
         client_key=row.client_key,
+        verdicts=_verdicts(row.verdicts),
     )
 
 
@@ -745,6 +686,7 @@ def _attempt(row: AttemptRow) -> Attempt:
         exit_code=row.exit_code,
         reason=row.reason,
         nodelist=row.nodelist,
+        outcome=Outcome(row.outcome) if row.outcome else None,
     )
 
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from scheduler.domain import AttemptState, Job, JobRequest, JobState
+from scheduler import lifecycle
+from scheduler.domain import AttemptState, Job, JobRequest, JobState, Outcome
 from scheduler.store import PoolRecord, StaleJob, Store, UnknownJob, UnknownPool
 from tests.store.builders import at, node, placed, request, running, submitted
 
@@ -469,7 +470,7 @@ def test_lost_attempt_fails_the_job_and_keeps_the_reason(store: Store) -> None:
 def test_late_report_on_a_previous_attempt_changes_nothing(store: Store) -> None:
     """A report on an aborted earlier attempt moves neither it nor the job on its new attempt."""
     job = placed(store)
-    store.abort_attempt(job.id, 1, "beta refused", at(2), back_to_pending=True)
+    store.abort_attempt(job.id, 1, Outcome.REFUSED, "beta refused", at(2))
     store.begin_attempt(job.id, "alpha", "placed on alpha", at(3))
     store.record_remote_id(job.id, 2, "77", at(4))
     current = store.update_attempt(job.id, 2, AttemptState.RUNNING, at(5))
@@ -508,9 +509,7 @@ def test_attempts_of_unknown_job_are_empty(store: Store) -> None:
 def test_abort_attempt_back_to_pending(store: Store) -> None:
     """A refused submission fails the attempt and puts the job back in the queue."""
     job = placed(store)
-    after = store.abort_attempt(
-        job.id, 1, "beta refused the job: bad gres", at(2), back_to_pending=True
-    )
+    after = store.abort_attempt(job.id, 1, Outcome.REFUSED, "beta refused the job: bad gres", at(2))
     assert (after.state, after.pool, after.remote_id, after.attempt, after.ended_at) == (
         JobState.PENDING,
         None,
@@ -534,16 +533,17 @@ def test_abort_attempt_back_to_pending(store: Store) -> None:
 def test_abort_attempt_then_next_attempt_is_number_two(store: Store) -> None:
     """After going back to pending, the next attempt is numbered 2."""
     job = placed(store)
-    store.abort_attempt(job.id, 1, "refused", at(2), back_to_pending=True)
+    store.abort_attempt(job.id, 1, Outcome.REFUSED, "refused", at(2))
     attempt = store.begin_attempt(job.id, "alpha", "placed on alpha", at(3))
     assert attempt.number == 2
     assert [a.number for a in store.attempts(job.id)] == [1, 2]
 
 
 def test_abort_attempt_fails_the_job(store: Store) -> None:
-    """Without back_to_pending the job FAILS with the reason and an end time."""
+    """Refused on its last allowed try, the job FAILS with the reason and an end time."""
+    store.policy = lifecycle.Policy(max_submit_tries=1)
     job = placed(store)
-    after = store.abort_attempt(job.id, 1, "refused 3 times", at(2), back_to_pending=False)
+    after = store.abort_attempt(job.id, 1, Outcome.REFUSED, "refused 3 times", at(2))
     assert (after.state, after.reason, after.ended_at, after.pool) == (
         JobState.FAILED,
         "refused 3 times",
@@ -557,7 +557,7 @@ def test_abort_attempt_of_a_cancel_requested_job_cancels_it(store: Store) -> Non
     """A job whose cancel was requested does not go back to the queue: it is CANCELLED."""
     job = placed(store)
     store.request_cancel(job.id, at(2), by="alice")
-    after = store.abort_attempt(job.id, 1, "never reached beta", at(3), back_to_pending=True)
+    after = store.abort_attempt(job.id, 1, Outcome.NOT_SUBMITTED, "never reached beta", at(3))
     assert (after.state, after.ended_at) == (JobState.CANCELLED, at(3))
     assert store.pending_jobs() == []
 
@@ -567,7 +567,7 @@ def test_abort_attempt_of_a_terminal_attempt_changes_nothing(store: Store) -> No
     job = running(store)
     done = store.update_attempt(job.id, 1, AttemptState.COMPLETED, at(9), exit_code=0)
     events = store.events(job.id)
-    assert store.abort_attempt(job.id, 1, "late", at(10), back_to_pending=True) == done
+    assert store.abort_attempt(job.id, 1, Outcome.REFUSED, "late", at(10)) == done
     assert store.events(job.id) == events
 
 

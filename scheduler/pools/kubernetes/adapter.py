@@ -30,13 +30,23 @@ from typing import Any, NamedTuple
 import structlog
 
 from scheduler.config import KubernetesPoolConfig
-from scheduler.domain import NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.domain import (
+    Job,
+    NodeSnapshot,
+    OutputPaths,
+    RemoteJob,
+    RemoteSubmission,
+    RemoteTag,
+)
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.kubernetes import capacity, manifests, names, status
 from scheduler.pools.kubernetes.client import KubeApi, KubeRefused
 from scheduler.pools.kubernetes.logs import LogTails
 
-__all__ = ["KubernetesPool"]
+__all__ = ["POD_LOG", "KubernetesPool"]
+
+# The output "path" of a job on a Kubernetes pool: the log of its first pod, read by job id.
+POD_LOG = "(pod log)"
 
 _LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
@@ -268,6 +278,9 @@ class KubernetesPool:
                 if exc.status != 404:
                     raise self._error(f"cannot delete {kind} {remote_id}", exc) from None
         self._log.info("kube.cancel", remote_id=remote_id)
+
+    def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
+        return OutputPaths(stdout=POD_LOG, stderr=None)  # both streams in the first pod's log
 
     async def read_output(
         self, path: str, offset: int, limit: int, *, remote_id: str = ""

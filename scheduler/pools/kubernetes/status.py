@@ -1,12 +1,16 @@
 """A federation attempt's state from its Job and pods. Pure.
 
-Job condition Complete                      COMPLETED, exit 0
+Job condition Complete                      COMPLETED, exit 0                   outcome COMPLETED
 Job condition Failed / FailureTarget        FAILED, the failed container's exit code;
-  a pod evicted or preempted (the Job's podFailurePolicy rule on DisruptionTarget,
+                                                                                FAILED
+  a container OOMKilled                                                         OUT_OF_MEMORY
+  a pod preempted by the scheduler          FAILED "preempted: ..."             PREEMPTED
+  a pod evicted or otherwise disrupted (the Job's podFailurePolicy rule on DisruptionTarget,
   or a pod still showing DisruptionTarget / reason Evicted)
-                                            FAILED "preempted: ..." (as Slurm's PREEMPTED)
-  reason DeadlineExceeded                   FAILED "time limit reached"
-Job being deleted, or gone                  CANCELLED (someone deleted it on the cluster)
+                                            FAILED "preempted: ..."             EVICTED
+  reason DeadlineExceeded                   FAILED "time limit reached"         TIMEOUT
+Job being deleted, or gone                  CANCELLED (someone deleted it on    CANCELLED
+                                            the cluster)
 first pod's container running, every pod   RUNNING
   bound to a node
 otherwise                                   PENDING, with the scheduler's or kubelet's word
@@ -18,16 +22,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler.domain import AttemptState, RemoteJob
+from scheduler.domain import AttemptState, Outcome, RemoteJob
 from scheduler.pools.kubernetes import names
 
 __all__ = ["container_state", "deleted", "pod_index", "remote_job"]
 
 _DISRUPTIONS = {
-    "PreemptionByScheduler": "preempted by a higher-priority pod",
-    "EvictionByEvictionAPI": "evicted (Eviction API: drain or autoscaler)",
-    "DeletionByTaintManager": "evicted: its node got a NoExecute taint",
-    "TerminationByKubelet": "evicted by the kubelet (node pressure or shutdown)",
+    "PreemptionByScheduler": (Outcome.PREEMPTED, "preempted by a higher-priority pod"),
+    "EvictionByEvictionAPI": (Outcome.EVICTED, "evicted (Eviction API: drain or autoscaler)"),
+    "DeletionByTaintManager": (Outcome.EVICTED, "evicted: its node got a NoExecute taint"),
+    "TerminationByKubelet": (Outcome.EVICTED, "evicted by the kubelet (node pressure or shutdown)"),
 }
 
 
@@ -85,20 +89,26 @@ def _started(pod: Mapping[str, Any]) -> datetime | None:
     return None
 
 
-def _disruption(pods: Sequence[Mapping[str, Any]]) -> str:
-    """Why a pod of the job was taken away, or "" when none was."""
+def _disruption(pods: Sequence[Mapping[str, Any]]) -> tuple[Outcome, str] | None:
+    """How and why a pod of the job was taken away, or None when none was."""
     for pod in pods:
         name = pod["metadata"]["name"]
         cond = _condition(pod, "DisruptionTarget")
         if cond is not None:
-            what = _DISRUPTIONS.get(str(cond.get("reason")), f"disrupted ({cond.get('reason')})")
-            return f"preempted: pod {name} {what}"
+            outcome, what = _DISRUPTIONS.get(
+                str(cond.get("reason")), (Outcome.EVICTED, f"disrupted ({cond.get('reason')})")
+            )
+            return outcome, f"preempted: pod {name} {what}"
         if (pod.get("status") or {}).get("reason") == "Evicted":
             message = (pod.get("status") or {}).get("message", "")
-            return f"preempted: pod {name} evicted by the kubelet" + (
+            return Outcome.EVICTED, f"preempted: pod {name} evicted by the kubelet" + (
                 f" ({message})" if message else ""
             )
-    return ""
+    return None
+
+
+def _oom_killed(pods: Sequence[Mapping[str, Any]]) -> bool:
+    return any((_terminated(p) or {}).get("reason") == "OOMKilled" for p in pods)
 
 
 def _exit_code(pods: Sequence[Mapping[str, Any]]) -> int | None:
@@ -157,17 +167,16 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
     failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     if failed is not None:
         ended = _time(failed.get("lastTransitionTime"))
-        reason = _disruption(pods)
         message = str(failed.get("message", ""))
-        if (
-            not reason
-            and failed.get("reason") == "PodFailurePolicy"
-            and "DisruptionTarget" in message
-        ):
-            reason = f"preempted: {message}"
-        if not reason and failed.get("reason") == "DeadlineExceeded":
-            reason = "time limit reached"
-        if not reason:
+        disrupted = _disruption(pods)
+        if disrupted is not None:
+            outcome, reason = disrupted
+        elif failed.get("reason") == "PodFailurePolicy" and "DisruptionTarget" in message:
+            outcome, reason = Outcome.EVICTED, f"preempted: {message}"
+        elif failed.get("reason") == "DeadlineExceeded":
+            outcome, reason = Outcome.TIMEOUT, "time limit reached"
+        else:
+            outcome = Outcome.OUT_OF_MEMORY if _oom_killed(pods) else Outcome.FAILED
             reason = f"failed ({failed.get('reason')}: {failed.get('message', '')})".replace(
                 ": )", ")"
             )
@@ -177,6 +186,7 @@ def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Rem
             exit_code=_exit_code(pods),
             reason=reason,
             ended_at=ended,
+            outcome=outcome,
             **common,
         )
     if meta.get("deletionTimestamp"):

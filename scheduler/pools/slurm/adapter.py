@@ -33,13 +33,24 @@ shell) is PoolUnreachable, as the transports report a command that cannot be run
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.domain import (
+    AttemptState,
+    Job,
+    NodeSnapshot,
+    OutputPaths,
+    RemoteJob,
+    RemoteSubmission,
+    RemoteTag,
+)
+from scheduler.pathmap import PathMap
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.slurm import commands, parse
+from scheduler.pools.slurm.outputs import remote_output_paths, spool_paths
 from scheduler.pools.slurm.transport import CommandResult, Transport
 
 __all__ = ["SlurmPool"]
@@ -57,11 +68,18 @@ class SlurmPool:
         partition: str,
         *,
         command_timeout: float = 30.0,
+        federation: str = "sfed",
+        spool_dir: str | None = None,
+        path_map: PathMap | None = None,
     ) -> None:
         self.name = name
         self.transport = transport
         self.partition = partition
         self.command_timeout = command_timeout
+        self.federation = federation
+        # Where jobs that name no output file write it, under sfedd's own names.
+        self.spool_dir = spool_dir
+        self.path_map = path_map or PathMap()
         # Lazy: resolved against the structlog configuration in force at each call.
         self._log = structlog.get_logger(pool=name)
 
@@ -155,7 +173,28 @@ class SlurmPool:
         )
         return nodes
 
+    def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
+        return remote_output_paths(
+            job,
+            attempt,
+            remote_id,
+            federation=self.federation,
+            spool_dir=self.spool_dir,
+            path_map=self.path_map,
+        )
+
+    def _spooled(self, submission: RemoteSubmission) -> RemoteSubmission:
+        """A job that names no output file writes it to the spool, where sfedd reads it."""
+        request = submission.request
+        if request.output is not None or not self.spool_dir:
+            return submission
+        tag = submission.tag
+        spooled = spool_paths(self.spool_dir, tag.federation, tag.job_id, tag.attempt)
+        error = spooled.stderr if request.separate_error else request.error
+        return replace(submission, request=replace(request, output=spooled.stdout, error=error))
+
     async def submit(self, submission: RemoteSubmission) -> str:
+        submission = self._spooled(submission)
         tag = submission.tag.render()
         env, dropped = commands.job_environment(submission)
         if dropped:

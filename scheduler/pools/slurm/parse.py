@@ -60,7 +60,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteTag
+from scheduler.domain import AttemptState, NodeSnapshot, Outcome, RemoteJob, RemoteTag
 
 __all__ = [
     "SlurmOutputError",
@@ -255,14 +255,15 @@ _PENDING = frozenset(
     }
 )
 _RUNNING = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "STOPPED"})
-_FAILED_REASONS = {
-    "FAILED": "failed",
-    "OUT_OF_MEMORY": "out of memory",
-    "NODE_FAIL": "node failure",
-    "BOOT_FAIL": "node boot failure",
-    "DEADLINE": "deadline reached",
-    "TIMEOUT": "time limit reached",
-    "PREEMPTED": "preempted",
+# Slurm's failed states: how the attempt ended, and the words for people.
+_FAILED_REASONS: dict[str, tuple[Outcome, str]] = {
+    "FAILED": (Outcome.FAILED, "failed"),
+    "OUT_OF_MEMORY": (Outcome.OUT_OF_MEMORY, "out of memory"),
+    "NODE_FAIL": (Outcome.NODE_FAIL, "node failure"),
+    "BOOT_FAIL": (Outcome.NODE_FAIL, "node boot failure"),
+    "DEADLINE": (Outcome.TIMEOUT, "deadline reached"),
+    "TIMEOUT": (Outcome.TIMEOUT, "time limit reached"),
+    "PREEMPTED": (Outcome.PREEMPTED, "preempted"),
 }
 
 
@@ -293,7 +294,7 @@ def decode_wait_status(status: int) -> int:
 def _reason(job_state: str, state: AttemptState, slurm_reason: str) -> str:
     detail = "" if slurm_reason in {"", "None"} else slurm_reason
     if state is AttemptState.FAILED:
-        head = _FAILED_REASONS[job_state]
+        head = _FAILED_REASONS[job_state][1]
         return f"{head} ({detail})" if detail and job_state == "FAILED" else head
     if state is AttemptState.CANCELLED:
         return "cancelled"
@@ -379,9 +380,11 @@ def job_from_squeue(record: SqueueRecord) -> RemoteJob:
         status = int(record.exit_code)
         if ran and status >= 0:  # NO_VAL would print negative (%d of a uint32)
             exit_code = decode_wait_status(status)
+    failed = _FAILED_REASONS.get(job_state) if state is AttemptState.FAILED else None
     return RemoteJob(
         remote_id=record.job_id,
         state=state,
+        outcome=failed[0] if failed else None,  # else the state's own (COMPLETED, CANCELLED)
         tag=RemoteTag.parse(record.comment) if record.comment else None,
         exit_code=exit_code,
         reason=_reason(job_state, state, record.reason),

@@ -77,7 +77,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[int] = ..., front_door: _Optional[str] = ...) -> None: ...
 
 class AttemptInfo(_message.Message):
-    __slots__ = ("number", "pool", "remote_id", "state", "exit_code", "reason", "nodelist", "created_at", "started_at", "ended_at")
+    __slots__ = ("number", "pool", "remote_id", "state", "exit_code", "reason", "nodelist", "created_at", "started_at", "ended_at", "outcome")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class AttemptInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     number: int
     pool: str
     remote_id: str
@@ -98,7 +99,8 @@ class AttemptInfo(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     ended_at: _timestamp_pb2.Timestamp
-    def __init__(self, number: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., nodelist: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    outcome: str
+    def __init__(self, number: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., nodelist: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
     __slots__ = ("id", "user", "state", "spec", "script_sha256", "script_bytes", "pool", "remote_id", "attempt", "exit_code", "reason", "cancel_requested", "submitted_at", "started_at", "ended_at", "attempts")
@@ -202,19 +204,31 @@ class ExplainJobRequest(_message.Message):
     job_id: int
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
+class PoolVerdict(_message.Message):
+    __slots__ = ("pool", "fits", "reason")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    fits: bool
+    reason: str
+    def __init__(self, pool: _Optional[str] = ..., fits: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Explanation(_message.Message):
-    __slots__ = ("job_id", "state", "summary", "pool_reasons", "history")
+    __slots__ = ("job_id", "state", "summary", "pool_reasons", "history", "verdicts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     POOL_REASONS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
     job_id: int
     state: str
     summary: str
     pool_reasons: _containers.RepeatedScalarFieldContainer[str]
     history: _containers.RepeatedCompositeFieldContainer[JobEvent]
-    def __init__(self, job_id: _Optional[int] = ..., state: _Optional[str] = ..., summary: _Optional[str] = ..., pool_reasons: _Optional[_Iterable[str]] = ..., history: _Optional[_Iterable[_Union[JobEvent, _Mapping]]] = ...) -> None: ...
+    verdicts: _containers.RepeatedCompositeFieldContainer[PoolVerdict]
+    def __init__(self, job_id: _Optional[int] = ..., state: _Optional[str] = ..., summary: _Optional[str] = ..., pool_reasons: _Optional[_Iterable[str]] = ..., history: _Optional[_Iterable[_Union[JobEvent, _Mapping]]] = ..., verdicts: _Optional[_Iterable[_Union[PoolVerdict, _Mapping]]] = ...) -> None: ...
 
 class StreamOutputRequest(_message.Message):
     __slots__ = ("job_id", "offset", "stderr", "follow")

@@ -1,26 +1,14 @@
-"""Where a remote job's output goes on its pool, and so where sfedd reads it back. Pure."""
+"""Where a job's output goes on a Slurm pool, and so where sfedd reads it back. Pure."""
 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 
-from scheduler.domain import Job
+from scheduler.domain import Job, OutputPaths
 from scheduler.pathmap import PathMap
 from scheduler.sbatch_options import expand_filename_pattern
 
-__all__ = ["POD_LOG", "OutputPaths", "remote_output_paths"]
-
-# The output "path" of a job on a Kubernetes pool: the log of its first pod, read by job id.
-POD_LOG = "(pod log)"
-
-
-@dataclass(frozen=True, slots=True)
-class OutputPaths:
-    """Paths on the pool; stderr None = joined with stdout; None = not known to sfedd."""
-
-    stdout: str | None
-    stderr: str | None
+__all__ = ["remote_output_paths", "spool_paths"]
 
 
 def _expand(pattern: str, job: Job, remote_id: str | None) -> str | None:
@@ -52,14 +40,21 @@ def remote_output_paths(
             path = posixpath.join(chdir, path) if chdir else None
         return path
 
-    if request.output is None and spool_dir:
-        stdout: str | None = f"{spool_dir.rstrip('/')}/{federation}-{job.id}-{attempt}.out"
+    spooled = spool_paths(spool_dir, federation, job.id, attempt) if spool_dir else None
+    if request.output is None and spooled:
+        stdout: str | None = spooled.stdout
     elif request.output is None:
         stdout = resolve("slurm-%j.out")  # sbatch's default
     else:
         stdout = resolve(request.output)
-    if request.separate_error and spool_dir:
-        stderr: str | None = f"{spool_dir.rstrip('/')}/{federation}-{job.id}-{attempt}.err"
+    if request.separate_error and spooled:
+        stderr: str | None = spooled.stderr
     else:
         stderr = resolve(request.error)
     return OutputPaths(stdout=stdout, stderr=stderr)
+
+
+def spool_paths(spool_dir: str, federation: str, job_id: int, attempt: int) -> OutputPaths:
+    """sfedd's own names for an attempt's output in the pool's spool directory."""
+    stem = f"{spool_dir.rstrip('/')}/{federation}-{job_id}-{attempt}"
+    return OutputPaths(stdout=f"{stem}.out", stderr=f"{stem}.err")

@@ -1,4 +1,4 @@
-"""Tests of scheduler.loop.reconciler: the loop's repair paths, on a real SQLite store.
+"""Tests of scheduler.loop.loop: the loop's repair paths, on a real SQLite store.
 
 The happy paths run against real Slurm in tests/e2e. Here an in-memory pool (the same
 `Pool` protocol) produces what a real cluster cannot on demand: refusals, silence, vanished
@@ -19,14 +19,17 @@ import pytest
 from scheduler.config import Config, parse_config
 from scheduler.domain import (
     AttemptState,
+    Job,
     JobRequest,
     JobState,
     NodeSnapshot,
+    OutputPaths,
     RemoteJob,
     RemoteSubmission,
     RemoteTag,
 )
-from scheduler.loop.reconciler import MAX_SUBMIT_TRIES, Loop
+from scheduler.lifecycle import Policy
+from scheduler.loop import Loop
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.store import Store
 
@@ -45,6 +48,9 @@ class MemoryPool:
     silent: bool = False
     cancelled: list[str] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
+
+    def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
+        return OutputPaths(stdout=f"/out/{job.id}-{attempt}", stderr=None)
 
     def _check(self) -> None:
         if self.silent:
@@ -162,14 +168,14 @@ def test_refused_submission_goes_back_to_the_queue(store: Store) -> None:
 
 
 def test_job_fails_after_repeated_refusals(store: Store) -> None:
-    """After MAX_SUBMIT_TRIES refusals the job fails instead of looping forever."""
+    """After the policy's max_submit_tries refusals the job fails instead of looping forever."""
     loop = make_loop(store, MemoryPool("alpha", refuse="invalid partition"))
     job_id = submit(store)
-    for _ in range(MAX_SUBMIT_TRIES):
+    for _ in range(Policy().max_submit_tries):
         run_pass(loop)
     job = store.get_job(job_id)
     assert job is not None and job.state is JobState.FAILED
-    assert len(store.attempts(job_id)) == MAX_SUBMIT_TRIES
+    assert len(store.attempts(job_id)) == Policy().max_submit_tries
 
 
 def test_remote_end_reaches_the_job(store: Store) -> None:

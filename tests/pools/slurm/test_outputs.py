@@ -1,4 +1,4 @@
-"""Tests of scheduler.loop.outputs: where a remote job's output is on its pool."""
+"""Tests of scheduler.pools.slurm.outputs: where a job's output is on a Slurm pool."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler.domain import Job, JobRequest, JobState
-from scheduler.loop.outputs import OutputPaths, remote_output_paths
+from scheduler.domain import Job, JobRequest, JobState, OutputPaths
+from scheduler.pools.slurm.outputs import remote_output_paths
 from scheduler.pathmap import PathMap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

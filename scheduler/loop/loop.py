@@ -30,26 +30,26 @@ from scheduler.domain import (
     JobRequest,
     JobState,
     NodeSnapshot,
+    Outcome,
     PoolSnapshot,
     PoolState,
     RemoteJob,
-    RemoteSubmission,
     RemoteTag,
 )
+from scheduler.lifecycle import Report
 from scheduler.loop.capabilities import render_capabilities, write_atomically
-from scheduler.loop.outputs import POD_LOG, OutputPaths, remote_output_paths
-from scheduler.pathmap import PathMap
+from scheduler.loop.facade import OutputUnknown, PoolStatus
+from scheduler.loop.submission import remote_submission
 from scheduler.placement import Policy, never_fits, place
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
 from scheduler.store import PoolRecord, StaleJob, Store
 
-__all__ = ["MAX_SUBMIT_TRIES", "Loop", "PassReport", "PoolView"]
+__all__ = ["Loop", "PassReport", "PoolView"]
 
 log = structlog.get_logger("sfed.loop")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-MAX_SUBMIT_TRIES = 3  # attempts a pool may refuse before the job fails
 SUBMIT_CONCURRENCY = 8
 
 
@@ -59,11 +59,10 @@ def utcnow() -> datetime:
 
 @dataclass
 class PoolView:
-    """What the daemon knows of one pool right now (for `sfed pools` and placement)."""
+    """What the loop knows of one pool right now; the loop's own memory, never the API's."""
 
     config: PoolConfig
     adapter: Pool
-    path_map: PathMap
     nodes: tuple[NodeSnapshot, ...] | None = None  # last snapshot; None = never reached
     reachable: bool = True
     error: str = ""
@@ -84,6 +83,20 @@ class PoolView:
             return self.drain_reason or "drained"
         return self.error
 
+    def status(self) -> PoolStatus:
+        return PoolStatus(
+            name=self.config.name,
+            kind=self.config.kind,
+            transport=self.config.transport_label(),
+            partition=self.config.served_partition(),
+            price_per_gpu_hour=self.config.price_per_gpu_hour,
+            weight=self.config.weight,
+            nodes=self.nodes,
+            reachable=self.reachable,
+            error=self.error,
+            updated_at=self.updated_at,
+        )
+
 
 @dataclass
 class PassReport:
@@ -96,7 +109,10 @@ class PassReport:
 
 
 class Loop:
-    """Runs passes until stopped; `wake()` asks for a pass now (after a submit or cancel)."""
+    """Runs passes until stopped; `wake()` asks for a pass now (after a submit or cancel).
+
+    Serves the API through `LoopFacade` (scheduler.loop.facade) and nothing else.
+    """
 
     def __init__(
         self,
@@ -113,10 +129,7 @@ class Loop:
         self.faults = fault_points
         self.policy = Policy(virtual_partition=config.federation.virtual_partition)
         self.pools: dict[str, PoolView] = {
-            pc.name: PoolView(
-                config=pc, adapter=adapters[pc.name], path_map=PathMap(pc.path_prefixes())
-            )
-            for pc in config.pools
+            pc.name: PoolView(config=pc, adapter=adapters[pc.name]) for pc in config.pools
         }
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
@@ -195,7 +208,7 @@ class Loop:
                 nodes=view.nodes or (),
                 weight=view.config.weight,
                 price_per_gpu_hour=view.config.price_per_gpu_hour,
-                partition=view.config.partition,
+                partition=view.config.served_partition(),
                 taken_at=view.updated_at,
                 inflight=tuple((inflight or {}).get(name, ())),
             )
@@ -205,19 +218,31 @@ class Loop:
     def never_fits(self, request: JobRequest) -> str | None:
         return never_fits(request, self.snapshots(), self.policy)
 
-    def output_paths(self, job: Job, pool: str, attempt: int, remote_id: str | None) -> OutputPaths:
-        """Where attempt `attempt` of `job` on `pool` writes its output there."""
-        view = self.pools.get(pool)
-        if view is not None and view.config.kind == "kubernetes":
-            return OutputPaths(stdout=POD_LOG, stderr=None)  # both streams in the first pod's log
-        return remote_output_paths(
-            job,
-            attempt,
-            remote_id,
-            federation=self.config.federation.name,
-            spool_dir=view.config.spool_dir if view else None,
-            path_map=view.path_map if view else PathMap(),
-        )
+    # -- LoopFacade ----------------------------------------------------------------------
+
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(self.pools)
+
+    def pool_statuses(self) -> tuple[PoolStatus, ...]:
+        return tuple(view.status() for view in self.pools.values())
+
+    async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
+        view = self.pools.get(job.pool or "")
+        if not job.remote_id or view is None:
+            return b""
+        paths = view.adapter.output_paths(job, job.attempt, job.remote_id)
+        path = paths.stderr if stderr else paths.stdout
+        if path is None:
+            if stderr:
+                return b""
+            raise OutputUnknown(f"job {job.id}'s output file is not known to sfedd")
+        try:
+            return await self._call(
+                view, view.adapter.read_output(path, offset, limit, remote_id=job.remote_id)
+            )
+        except (PoolUnreachable, PoolError) as exc:
+            log.warning("job.output_unreadable", job_id=job.id, pool=job.pool, error=str(exc))
+            return b""
 
     def _publish_capabilities(self, now: datetime) -> None:
         """Rewrite the capabilities file when it changed, and at least every minute so that
@@ -278,12 +303,8 @@ class Loop:
             view = self.pools.get(pool_name)
             if view is None:
                 for attempt in pool_attempts:
-                    await self._update(
-                        report,
-                        attempt,
-                        AttemptState.LOST,
-                        reason=f"pool {pool_name} is no longer configured",
-                    )
+                    lost = Report.lost(f"pool {pool_name} is no longer configured")
+                    await self._update(report, attempt, lost)
                 continue
             if not view.reachable:
                 continue
@@ -320,19 +341,16 @@ class Loop:
                 polled.append(
                     replace(attempt, remote_id=found.remote_id, state=AttemptState.PENDING)
                 )
-            elif job is not None and job.cancel_requested:
-                await self._update(
-                    report, attempt, AttemptState.CANCELLED, reason="cancelled before it started"
-                )
             else:
-                log.warning("attempt.not_found", job_id=attempt.job_id, pool=name)
+                if job is None or not job.cancel_requested:
+                    log.warning("attempt.not_found", job_id=attempt.job_id, pool=name)
                 await self._db(
                     self.store.abort_attempt,
                     attempt.job_id,
                     attempt.number,
+                    Outcome.NOT_SUBMITTED,
                     f"the submission never reached {name}; placing again",
                     self.clock(),
-                    back_to_pending=True,
                 )
                 report.state_changes += 1
         if not polled:
@@ -345,12 +363,8 @@ class Loop:
             seen = remote.get(attempt.remote_id)
             job = jobs.get(attempt.job_id)
             if seen is None:
-                await self._update(
-                    report,
-                    attempt,
-                    AttemptState.LOST,
-                    reason=f"{name} no longer knows job {attempt.remote_id}",
-                )
+                lost = Report.lost(f"{name} no longer knows job {attempt.remote_id}")
+                await self._update(report, attempt, lost)
                 continue
             await self._apply_remote(report, attempt, seen)
             if (
@@ -376,10 +390,14 @@ class Loop:
                 inflight[job.pool].append(job.request)
         decisions = place(self.snapshots(inflight), pending, self.policy, self.clock())
         jobs = {job.id: job for job in pending}
-        waiting = {d.job_id: d.explain() for d in decisions if not d.placed}
+        waiting = [d for d in decisions if not d.placed]
         report.waiting = len(waiting)
         if waiting:
-            await self._db(self.store.set_reasons, waiting)
+            await self._db(
+                self.store.set_reasons,
+                {d.job_id: d.explain() for d in waiting},
+                {d.job_id: d.verdicts for d in waiting},
+            )
         gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
 
         async def start(decision: Decision) -> None:
@@ -394,11 +412,16 @@ class Loop:
         bound = log.bind(job_id=job.id, pool=decision.pool)
         try:
             attempt = await self._db(
-                self.store.begin_attempt, job.id, decision.pool, decision.explain(), self.clock()
+                self.store.begin_attempt,
+                job.id,
+                decision.pool,
+                decision.explain(),
+                self.clock(),
+                verdicts=decision.verdicts,
             )
         except StaleJob:
             return  # cancelled meanwhile
-        submission = self._submission(job, view, attempt.number)
+        submission = remote_submission(job, attempt.number, view.config, self.config.federation)
         try:
             remote_id = await self._call(view, view.adapter.submit(submission))
         except PoolUnreachable as exc:
@@ -407,16 +430,16 @@ class Loop:
             await self._mark_unreachable(view, str(exc))
             return
         except PoolError as exc:
-            again = attempt.number < MAX_SUBMIT_TRIES
-            bound.warning("job.submit_refused", error=str(exc), again=again)
-            await self._db(
+            after = await self._db(
                 self.store.abort_attempt,
                 job.id,
                 attempt.number,
+                Outcome.REFUSED,
                 f"{decision.pool} refused the job: {exc}",
                 self.clock(),
-                back_to_pending=again,
             )
+            again = after.state is JobState.PENDING
+            bound.warning("job.submit_refused", error=str(exc), again=again)
             report.state_changes += 1
             return
         faults.hit(faults.CRASH_AFTER_REMOTE_SUBMIT, self.faults)
@@ -430,34 +453,6 @@ class Loop:
     def _tag(self, job_id: int, attempt: int) -> RemoteTag:
         return RemoteTag(self.config.federation.name, job_id, attempt)
 
-    def _submission(self, job: Job, view: PoolView, attempt: int) -> RemoteSubmission:
-        """The unchanged script with paths mapped to the pool and the SFED_* environment."""
-        req, paths = job.request, view.path_map
-        env = {
-            "SFED_JOB_ID": str(job.id),
-            "SFED_ATTEMPT": str(attempt),
-            "SFED_POOL": view.config.name,
-            "SFED_FEDERATION": self.config.federation.name,
-        }
-        root = self.config.federation.checkpoint_root
-        if root:
-            env["SFED_CHECKPOINT_DIR"] = paths.translate(f"{root.rstrip('/')}/{job.id}")
-        mapped = replace(
-            req,
-            chdir=paths.translate(req.chdir) if req.chdir else None,
-            output=paths.translate(req.output) if req.output else None,
-            error=paths.translate(req.error) if req.error else None,
-        )
-        if req.output is None and view.config.spool_dir:
-            spooled = self.output_paths(job, view.config.name, attempt, None)
-            mapped = replace(mapped, output=spooled.stdout)
-            if req.separate_error:
-                mapped = replace(mapped, error=spooled.stderr)
-        run_as = job.user if view.config.submit_as_user else None
-        return RemoteSubmission(
-            tag=self._tag(job.id, attempt), request=mapped, environment=env, run_as=run_as
-        )
-
     async def _apply_remote(self, report: PassReport, attempt: Attempt, seen: RemoteJob) -> None:
         if (
             seen.state == attempt.state
@@ -465,44 +460,10 @@ class Loop:
             and (seen.nodelist or attempt.nodelist) == attempt.nodelist  # Slurm drops it at the end
         ):
             return
-        await self._update(
-            report,
-            attempt,
-            seen.state,
-            exit_code=seen.exit_code,
-            reason=seen.reason,
-            nodelist=seen.nodelist,
-            started_at=seen.started_at,
-            ended_at=seen.ended_at,
-        )
+        await self._update(report, attempt, Report.of(seen))
 
-    async def _update(
-        self,
-        report: PassReport,
-        attempt: Attempt,
-        state: AttemptState,
-        *,
-        exit_code: int | None = None,
-        reason: str = "",
-        nodelist: str = "",
-        started_at: datetime | None = None,
-        ended_at: datetime | None = None,
-    ) -> None:
-        now = self.clock()
-        if state in TERMINAL_ATTEMPT_STATES and ended_at is None:
-            ended_at = now
-        job = await self._db(
-            self.store.update_attempt,
-            attempt.job_id,
-            attempt.number,
-            state,
-            now,
-            exit_code=exit_code,
-            reason=reason,
-            nodelist=nodelist,
-            started_at=started_at,
-            ended_at=ended_at,
-        )
+    async def _update(self, report: PassReport, attempt: Attempt, seen: Report) -> None:
+        job = await self._db(self.store.report, attempt.job_id, attempt.number, seen, self.clock())
         report.state_changes += 1
         log.info(
             "job.state",
@@ -511,7 +472,7 @@ class Loop:
             attempt=attempt.number,
             state=job.state.value,
             exit_code=job.exit_code,
-            reason=reason or None,
+            reason=seen.reason or None,
         )
 
     async def _mark_unreachable(self, view: PoolView, error: str) -> None:
