@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
-from scheduler.domain import AttemptState
+from scheduler.domain import AttemptState, Outcome
 from scheduler.store import MIGRATIONS_DIR, Store
 from scheduler.store.models import Base
 from tests.store.builders import at, request
@@ -217,3 +217,75 @@ def test_sqlite_in_memory_store_works_from_threads() -> None:
             ids = list(pool.map(lambda i: store.add_job("alice", request(), at(i)).id, range(40)))
         assert sorted(ids) == list(range(1, 41))
         assert len(store.list_jobs()) == 40
+
+
+def _at_revision(url: str, revision: str, statements: list[tuple[str, dict[str, object]]]) -> None:
+    """Migrate an empty database to `revision` and run `statements` there."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            for sql, params in statements:
+                conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_the_spec_document_keeps_every_request_field(empty_url: str) -> None:
+    """A job stored in columns (revision 0002) reads back the same request from jobs.spec."""
+    insert = (
+        'INSERT INTO jobs ("user", state, script, job_name, nodes, ntasks, gpus_per_node,'
+        " cpus_per_task, mem_per_node_mb, time_limit_min, partition, chdir, output, error,"
+        " environment, requeue, priority, separate_error, submitted_at, updated_at, attempt,"
+        " reason, cancel_requested) VALUES ('alice', 'COMPLETED', :script, 'train', 2, 16, 4,"
+        " 6, 128000, 90, 'fed', '/shared/run', 'out-%j', 'err-%j', :env, true, 5, false,"
+        " :at, :at, 1, '', false)"
+    )
+    params: dict[str, object] = {"script": b"#!/bin/sh\n\xff", "env": '{"LR": "0.1"}', "at": at(0)}
+    attempt = (
+        "INSERT INTO attempts (job_id, number, pool, state, created_at, reason, nodelist)"
+        " VALUES (1, 1, 'beta', 'COMPLETED', :at, '', '')"
+    )
+    _at_revision(empty_url, "0002", [(insert, params), (attempt, {"at": at(0)})])
+    with Store(empty_url) as store:
+        store.migrate()
+        job = store.get_job(1)
+        [done] = store.attempts(1)
+    expected = request(
+        b"#!/bin/sh\n\xff",
+        job_name="train",
+        nodes=2,
+        ntasks=16,
+        gpus_per_node=4,
+        cpus_per_task=6,
+        mem_per_node_mb=128000,
+        time_limit_min=90,
+        partition="fed",
+        chdir="/shared/run",
+        output="out-%j",
+        error="err-%j",
+        environment={"LR": "0.1"},
+        requeue=True,
+        priority=5,
+    )
+    assert job is not None and job.request == expected
+    assert done.outcome is Outcome.COMPLETED  # an ended attempt gets its state's outcome
+
+
+def test_downgrade_from_the_spec_document_restores_the_columns(empty_url: str) -> None:
+    """Downgrading to 0002 writes the request back into its columns."""
+    with Store(empty_url) as store:
+        store.migrate()
+        store.add_job("alice", request(nodes=3, environment={"A": "1"}, separate_error=True), at(0))
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0002")
+            row = conn.execute(text("SELECT nodes, separate_error, job_name FROM jobs")).one()
+    finally:
+        engine.dispose()
+    assert (row.nodes, bool(row.separate_error), row.job_name) == (3, True, "sbatch")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.domain import AttemptState, RemoteTag
+from scheduler.domain import AttemptState, Outcome, RemoteTag
 from scheduler.pools.kubernetes.status import deleted, remote_job
 from tests.pools.kubernetes.builders import (
     T1,
@@ -161,6 +161,7 @@ def test_deadline_exceeded_is_the_time_limit() -> None:
     conditions = failed("DeadlineExceeded", "Job was active longer than specified deadline")
     got = remote_job(job(conditions=conditions), [pod(NAME, 0, state=terminated(143))])
     assert (got.state, got.reason) == (AttemptState.FAILED, "time limit reached")
+    assert got.outcome is Outcome.TIMEOUT
 
 
 def test_pod_failure_policy_on_disruption_is_preempted() -> None:
@@ -170,6 +171,7 @@ def test_pod_failure_policy_on_disruption_is_preempted() -> None:
     )
     got = remote_job(job(conditions=failed("PodFailurePolicy", message)), [])
     assert (got.state, got.reason) == (AttemptState.FAILED, f"preempted: {message}")
+    assert got.outcome is Outcome.EVICTED  # the condition no longer says who took the pod
 
 
 def test_pod_failure_policy_on_other_conditions_is_a_failure() -> None:
@@ -177,6 +179,7 @@ def test_pod_failure_policy_on_other_conditions_is_a_failure() -> None:
     message = f"Pod ml/{NAME}-0-abcde has condition ConfigIssue matching FailJob rule at index 1"
     got = remote_job(job(conditions=failed("PodFailurePolicy", message)), [])
     assert got.state is AttemptState.FAILED and not got.reason.startswith("preempted")
+    assert got.outcome is Outcome.FAILED
 
 
 @pytest.mark.parametrize("kind", ["Failed", "FailureTarget"])
@@ -216,6 +219,39 @@ def test_preempted_reason_names_the_pod(disruption: str) -> None:
     pods = [pod(NAME, 0, state=terminated(0)), disrupted(1, disruption)]
     got = remote_job(job(conditions=failed()), pods)
     assert "alpha-7-1-1-abcde" in got.reason
+
+
+@pytest.mark.parametrize(
+    ("disruption", "outcome"),
+    [
+        ("PreemptionByScheduler", Outcome.PREEMPTED),
+        ("EvictionByEvictionAPI", Outcome.EVICTED),
+        ("DeletionByTaintManager", Outcome.EVICTED),
+        ("TerminationByKubelet", Outcome.EVICTED),
+        ("DeletionByPodGC", Outcome.EVICTED),
+    ],
+)
+def test_disruption_outcome(disruption: str, outcome: Outcome) -> None:
+    """A scheduler's preemption is PREEMPTED; every other disruption is EVICTED."""
+    got = remote_job(job(conditions=failed()), [disrupted(0, disruption)])
+    assert got.outcome is outcome
+
+
+def test_oom_killed_container_is_out_of_memory() -> None:
+    """A failed Job whose container was OOMKilled ended OUT_OF_MEMORY."""
+    oom = pod(NAME, 0, state=terminated(137, reason="OOMKilled"))
+    got = remote_job(job(conditions=failed()), [oom])
+    assert (got.state, got.exit_code, got.outcome) == (
+        AttemptState.FAILED,
+        137,
+        Outcome.OUT_OF_MEMORY,
+    )
+
+
+def test_completed_and_deleted_outcomes() -> None:
+    """A complete Job is COMPLETED; a deleted one CANCELLED."""
+    done = remote_job(job(conditions=complete()), [])
+    assert (done.outcome, deleted(NAME).outcome) == (Outcome.COMPLETED, Outcome.CANCELLED)
 
 
 def test_reasons_of_each_disruption_differ() -> None:

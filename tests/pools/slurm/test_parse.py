@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.domain import AttemptState, NodeSnapshot, RemoteJob, RemoteTag
+from scheduler.domain import AttemptState, NodeSnapshot, Outcome, RemoteJob, RemoteTag
 from scheduler.pools.slurm import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -237,6 +237,28 @@ def test_terminal_reasons(slurm: str, reason: str) -> None:
     """A terminal job carries a human reason for how it ended."""
     raw = record(state=slurm, reason="NonZeroExitCode", exit_code="256", end_time="N/A")
     assert parse.job_from_squeue(raw).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("slurm", "outcome"),
+    [
+        ("COMPLETED", Outcome.COMPLETED),
+        ("FAILED", Outcome.FAILED),
+        ("CANCELLED", Outcome.CANCELLED),
+        ("TIMEOUT", Outcome.TIMEOUT),
+        ("DEADLINE", Outcome.TIMEOUT),
+        ("OUT_OF_MEMORY", Outcome.OUT_OF_MEMORY),
+        ("PREEMPTED", Outcome.PREEMPTED),
+        ("NODE_FAIL", Outcome.NODE_FAIL),
+        ("BOOT_FAIL", Outcome.NODE_FAIL),
+        ("RUNNING", None),
+        ("PENDING", None),
+    ],
+)
+def test_terminal_outcomes(slurm: str, outcome: Outcome | None) -> None:
+    """A terminal job says how it ended as an Outcome; a live one has none yet."""
+    raw = record(state=slurm, reason="None", exit_code="256", end_time="N/A")
+    assert parse.job_from_squeue(raw).outcome is outcome
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,150 @@
+"""Every JobRequest field survives the proto, the API and the store, on both backends.
+
+The filled request is generated from the dataclass's own fields: a field added to JobRequest
+without a value here, or lost by the proto, the validation or the store, fails these tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from sfedlab import Lab
+
+from scheduler import identity
+from scheduler.config import parse_config
+from scheduler.domain import Job, JobRequest
+from scheduler.loop import PoolStatus
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+from scheduler.service import convert, validate
+from scheduler.service.server import build_server
+from scheduler.spec import from_spec, to_spec
+from scheduler.store import Store
+from tests.fixtures.jobs import T0
+
+# One value per field, each different from the field's default and valid for the API.
+FILLED: dict[str, Any] = {
+    "script": b"#!/bin/bash\n#SBATCH -N 2\nsrun python train.py --lr $LR\n\xff\xfe bytes\n",
+    "job_name": "train-resnet",
+    "nodes": 2,
+    "ntasks": 16,
+    "gpus_per_node": 4,
+    "cpus_per_task": 6,
+    "mem_per_node_mb": 128_000,
+    "time_limit_min": 90,
+    "partition": "fed",
+    "chdir": "/shared/runs/7",
+    "output": "out-%j.txt",
+    "error": "err-%j.txt",
+    "environment": {"LR": "0.1", "EMPTY": "", "QUOTED": "a 'b' \"c\" $d"},
+    "requeue": True,
+    "priority": 5,
+    "separate_error": False,  # excludes `error`; filled by SEPARATE below
+}
+# The fields FILLED cannot give a non-default value at once (separate_error excludes error).
+SEPARATE: dict[str, Any] = {"error": None, "separate_error": True}
+
+
+def filled(**overrides: Any) -> JobRequest:
+    return JobRequest(**(FILLED | overrides))
+
+
+def test_every_field_is_filled() -> None:
+    """FILLED (with SEPARATE) names every JobRequest field, each with a non-default value."""
+    fields = {f.name: f for f in dataclasses.fields(JobRequest)}
+    assert set(FILLED) == set(fields)
+    for name, field in fields.items():
+        default = (
+            field.default_factory()
+            if field.default_factory is not dataclasses.MISSING
+            else field.default
+        )
+        value = SEPARATE.get(name, FILLED[name]) if name == "separate_error" else FILLED[name]
+        assert value != default, f"{name}: give it a value other than its default"
+
+
+@pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
+def test_spec_document_round_trip(request_: JobRequest) -> None:
+    """to_spec then from_spec gives the same request."""
+    assert from_spec(request_.script, to_spec(request_)) == request_
+
+
+@pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
+def test_proto_round_trip(request_: JobRequest) -> None:
+    """domain -> JobSpec -> wire bytes -> JobSpec -> validation gives the same request."""
+    wire = convert.job_spec(request_, with_script=True).SerializeToString()
+    assert validate.job_request(pb.JobSpec.FromString(wire)) == request_
+
+
+@pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
+def test_store_round_trip(store: Store, request_: JobRequest) -> None:
+    """add_job then get_job gives the same request back."""
+    job = store.add_job("alice", request_, T0)
+    found = store.get_job(job.id)
+    assert found is not None and found.request == request_
+
+
+class StillLoop:
+    """A loop facade with no pools that never runs a pass: the API alone is under test."""
+
+    def pool_names(self) -> tuple[str, ...]:
+        return ()
+
+    def pool_statuses(self) -> tuple[PoolStatus, ...]:
+        return ()
+
+    def never_fits(self, request: JobRequest) -> str | None:
+        return None
+
+    def wake(self) -> None:
+        pass
+
+    async def wait_changed(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+    async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
+        return b""
+
+
+@pytest.fixture
+def api(store: Store, tmp_path: Path, lab: Lab) -> Iterator[pb_grpc.FederationStub]:
+    """A real gRPC server on `store` behind a Unix socket (the lab runs munged)."""
+    config = parse_config({"server": {"socket": str(tmp_path / "sfed.sock")}})
+    loop = asyncio.new_event_loop()
+    server, (address,) = loop.run_until_complete(build_server(config, store, StillLoop()))
+    loop.run_until_complete(server.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    channel = grpc.insecure_channel(address)
+    try:
+        yield pb_grpc.FederationStub(channel)
+    finally:
+        channel.close()
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
+def test_api_round_trip(api: pb_grpc.FederationStub, store: Store, request_: JobRequest) -> None:
+    """SubmitJob stores the request whole; GetJob gives every field but the script back."""
+    spec = convert.job_spec(request_, with_script=True)
+    metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
+    job_id = api.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=metadata, timeout=30).job_id
+    stored = store.get_job(job_id)
+    assert stored is not None and stored.request == request_
+    info = api.GetJob(pb.GetJobRequest(job_id=job_id), timeout=30)
+    back = pb.JobSpec()
+    back.CopyFrom(info.spec)
+    back.script = request_.script  # GetJob carries the script's hash, not the script
+    assert validate.job_request(back) == request_
+    assert info.script_bytes == len(request_.script)
