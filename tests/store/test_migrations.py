@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
@@ -36,21 +38,33 @@ def _head() -> str:
     return head
 
 
-def _revision(url: str) -> str | None:
+@contextmanager
+def _engine(url: str) -> Iterator[Engine]:
+    """An engine of its own (no pool), disposed on leaving."""
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _alembic(url: str) -> Iterator[tuple[Config, Connection]]:
+    """An Alembic config bound to one transaction on `url`, committed on leaving."""
+    with _engine(url) as engine, engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        yield cfg, conn
+
+
+def _revision(url: str) -> str | None:
+    with _engine(url) as engine, engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def _tables(url: str) -> set[str]:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
+    with _engine(url) as engine:
         return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_migrations_have_a_single_head() -> None:
@@ -84,13 +98,9 @@ def test_migrated_schema_matches_the_models(empty_url: str) -> None:
     """Alembic's compare_metadata finds no difference between the migrated schema and models."""
     with Store(empty_url) as store:
         store.migrate()
-    engine = create_engine(empty_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, Base.metadata)
-    finally:
-        engine.dispose()
+    with _engine(empty_url) as engine, engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 
@@ -98,13 +108,10 @@ def test_history_queries_are_indexed(empty_url: str) -> None:
     """jobs has indexes on state, user, pool and submitted_at; events on (job_id, id)."""
     with Store(empty_url) as store:
         store.migrate()
-    engine = create_engine(empty_url, poolclass=NullPool)
-    try:
+    with _engine(empty_url) as engine:
         inspector = inspect(engine)
         jobs = {tuple(ix["column_names"]) for ix in inspector.get_indexes("jobs")}
         events = {tuple(ix["column_names"]) for ix in inspector.get_indexes("events")}
-    finally:
-        engine.dispose()
     assert {("state",), ("user",), ("pool",), ("submitted_at",)} <= jobs
     assert ("job_id", "id") in events
 
@@ -113,14 +120,8 @@ def test_downgrade_to_base_and_upgrade_again(empty_url: str) -> None:
     """The initial revision can be undone completely and applied again."""
     with Store(empty_url) as store:
         store.migrate()
-    engine = create_engine(empty_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-    finally:
-        engine.dispose()
+    with _alembic(empty_url) as (cfg, _):
+        command.downgrade(cfg, "base")
     assert _tables(empty_url) <= {"alembic_version"}
     with Store(empty_url) as store:
         store.migrate()
@@ -129,28 +130,22 @@ def test_downgrade_to_base_and_upgrade_again(empty_url: str) -> None:
 
 def test_upgrade_keeps_the_jobs_of_an_older_schema(empty_url: str) -> None:
     """A store at the first revision, with a job, attempts and events, upgrades to head intact."""
-    engine = create_engine(empty_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001")
-            conn.execute(text(
-                "INSERT INTO jobs (\"user\", state, script, job_name, nodes, gpus_per_node,"
-                " cpus_per_task, environment, requeue, priority, submitted_at, updated_at,"
-                " attempt, reason, cancel_requested) VALUES ('alice', 'PLACED', :script, 'j', 2,"
-                " 4, 1, '{}', false, 0, :at, :at, 1, '', false)"
-            ), {"script": b"#!/bin/sh\n", "at": at(0)})  # fmt: skip
-            job_id = conn.execute(text("SELECT id FROM jobs")).scalar_one()
-            conn.execute(text(
-                "INSERT INTO attempts (job_id, number, pool, state, created_at, reason, nodelist)"
-                " VALUES (:id, 1, 'beta', 'PENDING', :at, '', '')"
-            ), {"id": job_id, "at": at(0)})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO events (job_id, at, kind, message) VALUES (:id, :at, 'placed', 'x')"
-            ), {"id": job_id, "at": at(0)})  # fmt: skip
-    finally:
-        engine.dispose()
+    with _alembic(empty_url) as (cfg, conn):
+        command.upgrade(cfg, "0001")
+        conn.execute(text(
+            "INSERT INTO jobs (\"user\", state, script, job_name, nodes, gpus_per_node,"
+            " cpus_per_task, environment, requeue, priority, submitted_at, updated_at,"
+            " attempt, reason, cancel_requested) VALUES ('alice', 'PLACED', :script, 'j', 2,"
+            " 4, 1, '{}', false, 0, :at, :at, 1, '', false)"
+        ), {"script": b"#!/bin/sh\n", "at": at(0)})  # fmt: skip
+        job_id = conn.execute(text("SELECT id FROM jobs")).scalar_one()
+        conn.execute(text(
+            "INSERT INTO attempts (job_id, number, pool, state, created_at, reason, nodelist)"
+            " VALUES (:id, 1, 'beta', 'PENDING', :at, '', '')"
+        ), {"id": job_id, "at": at(0)})  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO events (job_id, at, kind, message) VALUES (:id, :at, 'placed', 'x')"
+        ), {"id": job_id, "at": at(0)})  # fmt: skip
     with Store(empty_url) as store:
         store.migrate()
         job = store.get_job(job_id)
@@ -221,16 +216,10 @@ def test_sqlite_in_memory_store_works_from_threads() -> None:
 
 def _at_revision(url: str, revision: str, statements: list[tuple[str, dict[str, object]]]) -> None:
     """Migrate an empty database to `revision` and run `statements` there."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            for sql, params in statements:
-                conn.execute(text(sql), params)
-    finally:
-        engine.dispose()
+    with _alembic(url) as (cfg, conn):
+        command.upgrade(cfg, revision)
+        for sql, params in statements:
+            conn.execute(text(sql), params)
 
 
 def test_upgrade_to_the_spec_document_keeps_every_request_field(empty_url: str) -> None:
@@ -279,13 +268,7 @@ def test_downgrade_from_the_spec_document_restores_the_columns(empty_url: str) -
     with Store(empty_url) as store:
         store.migrate()
         store.add_job("alice", request(nodes=3, environment={"A": "1"}, separate_error=True), at(0))
-    engine = create_engine(empty_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0002")
-            row = conn.execute(text("SELECT nodes, separate_error, job_name FROM jobs")).one()
-    finally:
-        engine.dispose()
+    with _alembic(empty_url) as (cfg, conn):
+        command.downgrade(cfg, "0002")
+        row = conn.execute(text("SELECT nodes, separate_error, job_name FROM jobs")).one()
     assert (row.nodes, bool(row.separate_error), row.job_name) == (3, True, "sbatch")
