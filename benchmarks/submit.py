@@ -77,7 +77,7 @@ def main() -> int:
         script_path = work / "job.sh"
         script_path.write_bytes(SCRIPT)
         config = federation_config(
-            lab,
+            lab.site,
             store_url=f"sqlite:///{work / 'sfed.db'}",
             socket=work / "sfed.sock",
             interval_s=1.0,

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .lab import Lab
+from .layout import LabSite
 
 __all__ = ["federation_config", "write_config"]
 
 
 def federation_config(
-    lab: Lab,
+    site: LabSite,
     *,
     store_url: str,
     socket: Path,
@@ -26,24 +25,25 @@ def federation_config(
     capabilities: Path | None = None,
     spools: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """The lab's clusters as pools; those named in `ssh_pools` are reached through the lab sshd.
+    """The lab's pools (`lab.site`); those named in `ssh_pools` are reached through its sshd.
 
     Prices default to a cheaper alpha, so that placement prefers it while it has room.
     """
     prices = prices or {"alpha": 1.0, "beta": 2.5}
     pools: list[dict[str, Any]] = []
-    for spec in lab.clusters:
+    for cluster in site.pools:
+        spec = cluster.spec
         pool: dict[str, Any] = {
             "name": spec.name,
             "kind": "slurm",
             "partition": spec.partition,
-            "slurm_conf": str(lab.conf_path(spec.name)),
+            "slurm_conf": str(cluster.conf),
             "price_per_gpu_hour": prices.get(spec.name, 1.0),
         }
         if spools and spec.name in spools:
             pool["spool_dir"] = str(spools[spec.name])
         if spec.name in ssh_pools:
-            endpoint = lab.ssh
+            endpoint = site.ssh
             pool["transport"] = "ssh"
             pool["ssh"] = {
                 "host": endpoint.host,

@@ -14,14 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import procs
 from .errors import LabError
 from .federation import federation_config, write_config
-
-if TYPE_CHECKING:
-    from .lab import Lab
+from .files import write_if_changed
+from .layout import LabSite
 
 __all__ = ["LabSfedd"]
 
@@ -29,8 +27,8 @@ __all__ = ["LabSfedd"]
 class LabSfedd:
     """Files and process of the lab's sfedd, all under `dir`."""
 
-    def __init__(self, lab: Lab, dir: Path, bin_dir: Path) -> None:
-        self.lab = lab
+    def __init__(self, site: LabSite, dir: Path, bin_dir: Path) -> None:
+        self.site = site
         self.dir = dir
         self.bin_dir = bin_dir
         self.config = dir / "sfed.yaml"
@@ -51,19 +49,19 @@ class LabSfedd:
         """The config and the proxy launcher; True when the config changed."""
         self.dir.mkdir(parents=True, exist_ok=True)
         spools = {}
-        for spec in self.lab.clusters:
-            spool = self.lab.root / spec.name / "sfed-spool"
+        for cluster in self.site.pools:
+            spool = cluster.sfed_spool
             spool.mkdir(parents=True, exist_ok=True)
             spool.chmod(0o1777)  # jobs of every user write their output here, as in /tmp
-            spools[spec.name] = spool
+            spools[cluster.spec.name] = spool
         config = federation_config(
-            self.lab,
+            self.site,
             store_url=self.store_url,
             socket=self.socket,
             ssh_pools=("beta",),
             name="lab",
             log_file=self.log,
-            capabilities=self.lab.door_capabilities_path() if self.lab.door else None,
+            capabilities=self.site.capabilities_path() if self.site.capabilities else None,
             spools=spools,
         )
         before = self.config.read_text() if self.config.exists() else None
@@ -76,12 +74,8 @@ class LabSfedd:
             "#!/bin/sh\n# The door's proxy jobs reach the lab's sfedd through this launcher.\n"
             f'exec {self.bin_dir / "sfed-proxy"} --address {address} "$@"\n'
         )
-        self.proxy_launcher.parent.mkdir(parents=True, exist_ok=True)
-        if not self.proxy_launcher.exists() or self.proxy_launcher.read_text() != launcher:
-            tmp = self.proxy_launcher.with_suffix(".tmp")
-            tmp.write_text(launcher)
-            tmp.chmod(0o755)
-            tmp.replace(self.proxy_launcher)  # a proxy job starting now sees one or the other
+        # A proxy job starting now sees one launcher or the other, never a part.
+        write_if_changed(self.proxy_launcher, launcher, mode=0o755)
         self.proxy_launcher.chmod(0o755)
 
     @contextmanager

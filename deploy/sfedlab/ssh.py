@@ -10,6 +10,7 @@ from string import Template
 
 from . import procs
 from .errors import LabError
+from .files import write_if_changed
 
 SSHD = "/usr/sbin/sshd"
 
@@ -117,21 +118,12 @@ class Sshd:
                 )  # fmt: skip
         client_pub = self.client_key.with_suffix(".pub").read_text().strip()
         host_pub = self.host_key.with_suffix(".pub").read_text().split()
-        _write_if_changed(self.authorized_keys, client_pub + "\n")
-        _write_if_changed(
-            self.known_hosts, f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n"
-        )
+        write_if_changed(self.authorized_keys, client_pub + "\n")
+        write_if_changed(self.known_hosts, f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
         text = Template(self.template.read_text()).substitute(
             port=self.port,
             host_key=self.host_key,
             pid_file=self.dir / "sshd.sshd.pid",  # sshd's own; the lab tracks sshd.pid
             authorized_keys=self.authorized_keys,
         )
-        _write_if_changed(self.config, text)
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_if_changed(self.config, text)

@@ -102,7 +102,7 @@ def test_door_is_not_a_pool(lab: Lab, tmp_path: Path) -> None:
     """The door is `lab.door`, not one of `lab.clusters`, so sfedd's lab config leaves it out."""
     assert lab.door == DOOR
     assert "door" not in [c.name for c in lab.clusters]
-    config = federation_config(lab, store_url="sqlite://", socket=tmp_path / "s")
+    config = federation_config(lab.site, store_url="sqlite://", socket=tmp_path / "s")
     assert [p["name"] for p in config["pools"]] == ["alpha", "beta"]
 
 

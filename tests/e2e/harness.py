@@ -35,7 +35,7 @@ class Daemon(SfeddProcess):
         self.store_url = f"sqlite:///{workdir / 'sfed.db'}"
         socket = workdir / "sfed.sock"
         config = federation_config(
-            lab,
+            lab.site,
             store_url=self.store_url,
             socket=socket,
             ssh_pools=ssh_pools,
