@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +16,15 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from scheduler.cli import format as fmt
-from scheduler.cli.client import Client, ClientError
+from scheduler.cli.client import (
+    ADDRESS_HELP,
+    DEFAULT_ADDRESS,
+    Client,
+    ClientConfigError,
+    ClientError,
+    Target,
+    resolve_address,
+)
 from scheduler.cli.submit_args import (
     UsageError,
     add_sbatch_options,
@@ -27,9 +34,7 @@ from scheduler.cli.submit_args import (
 from scheduler.cli.timespec import parse_when
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 
-__all__ = ["main"]
-
-DEFAULT_ADDRESS = "unix:/run/sfed/sfed.sock"
+__all__ = ["DEFAULT_ADDRESS", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,11 +163,16 @@ def cmd_resume(client: Client, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sfed", description="Use and administer the sfed federation.")
+    parser = _Parser(
+        prog="sfed",
+        description="Use and administer the sfed federation.",
+        epilog=ADDRESS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--address",
-        default=os.environ.get("SFED_ADDRESS", DEFAULT_ADDRESS),
-        help=f"sfedd address: unix:/path or host:port (default {DEFAULT_ADDRESS}, or $SFED_ADDRESS)",
+        help="sfedd address: unix:/path or host:port (without it: $SFED_ADDRESS, the client"
+        f" configs below, then {DEFAULT_ADDRESS})",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for sfedd")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -225,23 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    target: Target | None = None
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
             if getattr(args, "command", None) == "submit":
                 raise UsageError(unknown_option_message(unknown))
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
-        with Client(args.address, timeout=args.timeout) as client:
+        target = resolve_address(args.address)
+        with Client(target.address, timeout=args.timeout) as client:
             code: int = args.fn(client, args)
             return code
-    except UsageError as exc:
+    except (UsageError, ClientConfigError) as exc:
         print(f"sfed: {exc}", file=sys.stderr)
         return 2
     except ClientError as exc:
         print(f"sfed: {exc}", file=sys.stderr)
         return 1
     except grpc.RpcError as exc:
-        print(f"sfed: {ClientError.from_rpc(exc, args.address)}", file=sys.stderr)
+        print(f"sfed: {ClientError.from_rpc(exc, target or DEFAULT_ADDRESS)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
