@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             t0 = time.monotonic()
             actions = lab.up(log=log)
-            lab.pin()
+            lab.pin(log)
             took = time.monotonic() - t0
             summary = ", ".join(f"{k} {v}" for k, v in actions.items())
             log(f"up in {took:.1f}s ({summary}); lab dir {lab.root}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import munge, procs
+from .clientconf import user_client_conf
 from .errors import LabError
 from .files import ensure_readable_dir
 from .layout import (
@@ -58,11 +59,13 @@ class Lab:
         capabilities_path: Path | None = None,
         sfedd: bool = False,
         bin_dir: Path = DEFAULT_BIN_DIR,
+        client_conf: Path | None = None,
     ) -> None:
         """`clusters` may hold one front door (role "door"); `plugin_source`, `proxy_command`
         (default: sfed-proxy in <repo>/.venv) and `capabilities_path` (default:
         <root>/<door>/run/capabilities) go into the door's job_submit.lua. With `sfedd`, the
-        lab runs its own sfedd."""
+        lab runs its own sfedd and leaves its address in `client_conf` (see clientconf),
+        unless a test session started the lab."""
         self.root = Path(root).resolve()
         self.specs: tuple[ClusterSpec, ...] = tuple(clusters)
         # The pools sfed federates (what federation_config iterates); the door is `door`.
@@ -99,15 +102,22 @@ class Lab:
         self._sessions = Sessions(self.root / "sessions")
         # With sfedd, the lab runs the door's federation itself and proxies reach it through
         # a launcher that knows its socket.
-        self._sfedd = LabSfedd(self.site, self.root / "sfed", Path(bin_dir)) if sfedd else None
+        self._sfedd = (
+            LabSfedd(self.site, self.root / "sfed", Path(bin_dir), client_conf=client_conf)
+            if sfedd
+            else None
+        )
         default_proxy = self._sfedd.proxy_launcher if self._sfedd else DEFAULT_PROXY_COMMAND
         self._proxy_command = Path(proxy_command or default_proxy).absolute()
 
     @classmethod
     def default(cls) -> Lab:
-        """The shared lab: `$SFED_LAB_DIR` or `<repo>/.lab`, with LAB_CLUSTERS."""
+        """The shared lab: `$SFED_LAB_DIR` or `<repo>/.lab`, with LAB_CLUSTERS; its sfedd's
+        address goes into the per-user sfed client config (~/.config/sfed/client.toml)."""
         env = os.environ.get("SFED_LAB_DIR")
-        return cls(Path(env) if env else REPO_ROOT / ".lab", sfedd=True)
+        return cls(
+            Path(env) if env else REPO_ROOT / ".lab", sfedd=True, client_conf=user_client_conf()
+        )
 
     def __repr__(self) -> str:
         return f"Lab({str(self.root)!r}, clusters={[c.name for c in self.specs]})"
@@ -227,7 +237,15 @@ class Lab:
             if self._sfedd is not None and actions.get("sfedd") in ("started", "restarted"):
                 self._sfedd.down()
             raise
+        if not self._sessions.started:
+            self._leave_client_conf(log)
         return actions
+
+    def _leave_client_conf(self, log: Log) -> None:
+        """Point a plain `sfed` at the lab's sfedd (see clientconf). Not done for a lab that a
+        test session started and will stop: tests leave the user's sfed where it was."""
+        if self._sfedd is not None and (note := self._sfedd.write_client_conf()):
+            log(note)
 
     def _render_plugin(self) -> str:
         """The door's job_submit.lua: the plugin source with the lab's CONFIG values."""
@@ -267,9 +285,11 @@ class Lab:
 
     # ---------------------------------------------------------------- sessions
 
-    def pin(self) -> None:
-        """Keep the lab up after test sessions end (what `deploy/lab up` does)."""
+    def pin(self, log: Log = quiet) -> None:
+        """Keep the lab up after test sessions end, and leave its sfedd's address in the
+        client config (what `deploy/lab up` and `make demo` do)."""
         self._sessions.clear_started()
+        self._leave_client_conf(log)
 
     @contextlib.contextmanager
     def session(self, log: Log = quiet) -> Iterator[Lab]:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import procs
+from .clientconf import write_client_conf
 from .errors import LabError
 from .federation import federation_config, write_config
 from .files import write_if_changed
@@ -25,9 +26,12 @@ __all__ = ["LabSfedd"]
 
 
 class LabSfedd:
-    """Files and process of the lab's sfedd, all under `dir`."""
+    """Files and process of the lab's sfedd, all under `dir`; with `client_conf`, the client
+    config that lets a plain `sfed` find it (see clientconf)."""
 
-    def __init__(self, site: LabSite, dir: Path, bin_dir: Path) -> None:
+    def __init__(
+        self, site: LabSite, dir: Path, bin_dir: Path, *, client_conf: Path | None = None
+    ) -> None:
         self.site = site
         self.dir = dir
         self.bin_dir = bin_dir
@@ -37,6 +41,7 @@ class LabSfedd:
         self.log = dir / "sfedd.log"
         self.store_url = f"sqlite:///{dir / 'sfed.db'}"
         self.proxy_launcher = dir / "bin" / "sfed-proxy"
+        self.client_conf = client_conf
 
     @property
     def address(self) -> str:
@@ -115,6 +120,13 @@ class LabSfedd:
         raise LabError(
             f"sfedd not listening on {self.socket} after {timeout:.0f}s", procs.tail(self.log)
         )
+
+    def write_client_conf(self) -> str | None:
+        """Leave this sfedd's address in the client config, if the lab has one and wrote it
+        (or none is there); returns a line to log when something changed or was refused."""
+        if self.client_conf is None:
+            return None
+        return write_client_conf(self.client_conf, self.address)
 
     def down(self) -> None:
         procs.stop(self.pid_file, str(self.config), timeout=15.0)
