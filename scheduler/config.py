@@ -96,6 +96,8 @@ class ServerConfig(_Strict):
     socket: str | None = "/run/sfed/sfed.sock"
     tcp: str | None = None  # "host:port"
     admins: tuple[str, ...] = ("root",)
+    # As Slurm's PrivateData: "jobs" hides other users' jobs from everyone but admins.
+    private_data: tuple[Literal["jobs"], ...] = ()
 
     @field_validator("tcp")
     @classmethod

@@ -2,8 +2,10 @@
 
 A client encodes a credential with the local munged (it carries the caller's real uid and
 gid, signed with the site's munge key); sfedd decodes it with its munged and learns the uid.
-munged refuses to decode a credential twice, so a captured one cannot be replayed. A uid
-written in a request body is never trusted by itself.
+munged refuses to decode a credential twice, so a captured one cannot be replayed, and its
+signed payload is the digest of the one call it authorizes (method and request bytes), so a
+credential seen on the wire cannot authorize another call either. A uid written in a request
+body is never trusted by itself.
 
 libmunge is called through ctypes: no subprocess per call.
 """
@@ -13,10 +15,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import pwd
 from dataclasses import dataclass
 
-__all__ = ["CREDENTIAL_METADATA", "Caller", "IdentityError", "decode", "encode"]
+__all__ = [
+    "CREDENTIAL_METADATA",
+    "Caller",
+    "IdentityError",
+    "call_digest",
+    "decode",
+    "encode",
+    "encode_for",
+]
 
 CREDENTIAL_METADATA = "x-sfed-munge"  # gRPC metadata key carrying the credential
 _MUNGE_SUCCESS = 0
@@ -81,6 +92,17 @@ def encode(payload: bytes = b"") -> str:
         return cred.value.decode()
     finally:
         _libc().free(cred)
+
+
+def call_digest(method: str, request: bytes) -> bytes:
+    """What a credential for one call carries: the SHA-256 of the gRPC method's full name
+    (e.g. "sfed.v1.Federation.SubmitJob") and the request's deterministic serialization."""
+    return hashlib.sha256(method.encode() + b"\n" + request).digest()
+
+
+def encode_for(method: str, request: bytes) -> str:
+    """A fresh credential that authorizes exactly this call."""
+    return encode(call_digest(method, request))
 
 
 def decode(credential: str) -> Caller:

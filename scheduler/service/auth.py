@@ -1,20 +1,35 @@
-"""The caller of an RPC, proven by a MUNGE credential in the call's metadata."""
+"""The caller of an RPC, proven by a MUNGE credential bound to that very call.
+
+Every RPC needs one: a credential in the call's metadata whose signed payload is the digest of
+the method and the request (`identity.call_digest`). munged refuses a credential decoded
+before (no replay), and a credential issued for another call does not match its digest.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import hmac
+from typing import Any, Final
 
 import grpc
+from google.protobuf.message import Message
 
 from scheduler import identity
 from scheduler.identity import Caller, IdentityError
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.service.status import abort
 
-__all__ = ["authenticate", "check_claimed_user"]
+__all__ = ["METHODS", "authenticate", "check_claimed_user"]
+
+# RPC name -> the method's full name, which credentials are bound to.
+METHODS: Final[dict[str, str]] = {
+    method.name: method.full_name
+    for service in pb.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+}
 
 
-async def authenticate(context: Any) -> Caller:
+async def authenticate(context: Any, rpc: str, request: Message) -> Caller:
     """The proven caller, or abort UNAUTHENTICATED naming what is missing or wrong."""
     metadata = dict(context.invocation_metadata() or ())
     credential = metadata.get(identity.CREDENTIAL_METADATA)
@@ -27,9 +42,17 @@ async def authenticate(context: Any) -> Caller:
         )
     try:
         # munge_decode talks to munged over its socket: keep it off the event loop.
-        return await asyncio.to_thread(identity.decode, credential)
+        caller = await asyncio.to_thread(identity.decode, credential)
     except IdentityError as exc:
         await abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    expected = identity.call_digest(METHODS[rpc], request.SerializeToString(deterministic=True))
+    if not hmac.compare_digest(caller.payload, expected):
+        await abort(
+            context,
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the MUNGE credential was not issued for this {rpc} request",
+        )
+    return caller
 
 
 async def check_claimed_user(context: Any, claimed: str, caller: Caller) -> None:

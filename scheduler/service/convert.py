@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -81,12 +82,15 @@ def attempt_info(attempt: Attempt) -> pb.AttemptInfo:
     return info
 
 
-def job_info(job: Job, attempts: Sequence[Attempt] = ()) -> pb.JobInfo:
+def job_info(job: Job, attempts: Sequence[Attempt] = (), *, private: bool = False) -> pb.JobInfo:
+    """The job as the API shows it; its environment only with `private` (for its owner and
+    the admins: see scheduler.service.access). The script never: only its hash and size."""
+    request = job.request if private else replace(job.request, environment={})
     info = pb.JobInfo(
         id=job.id,
         user=job.user,
         state=job.state.value,
-        spec=job_spec(job.request),
+        spec=job_spec(request),
         script_sha256=hashlib.sha256(job.request.script).hexdigest(),
         script_bytes=len(job.request.script),
         pool=job.pool or "",

@@ -16,8 +16,9 @@ from scheduler.loop import LoopFacade, OutputUnknown, PoolStatus
 from scheduler.loop.loop import utcnow
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
-from scheduler.service import convert, validate
+from scheduler.service import access, convert, validate
 from scheduler.service.auth import authenticate, check_claimed_user
+from scheduler.service.paging import PageToken
 from scheduler.service.status import abort
 from scheduler.service.validate import InvalidArgument
 from scheduler.store import PoolRecord, Store, UnknownJob, UnknownPool
@@ -29,6 +30,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 WATCH_POLL_S = 0.5
 OUTPUT_CHUNK = 1024 * 1024
+PAGE_BYTES = 2 * 1024 * 1024  # a listing page stops growing past this
 
 
 async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -50,7 +52,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         self.store, self.loop, self.config = store, loop, config
 
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: Any) -> pb.SubmitJobResponse:
-        caller = await authenticate(context)
+        caller = await authenticate(context, "SubmitJob", request)
         await check_claimed_user(context, request.user, caller)
         try:
             if not request.HasField("spec"):
@@ -85,21 +87,22 @@ class FederationServicer(pb_grpc.FederationServicer):
         self.loop.wake()
         return pb.SubmitJobResponse(job_id=job.id)
 
-    async def _load(self, job_id: int, context: Any) -> Job:
-        """The job, or abort INVALID_ARGUMENT (bad id) or NOT_FOUND."""
+    async def _load(self, job_id: int, caller: Caller, context: Any) -> Job:
+        """The job, or abort INVALID_ARGUMENT (bad id) or NOT_FOUND (no such job, or one the
+        caller may not see)."""
         try:
             job_id = _job_id(job_id)
         except InvalidArgument as exc:
             await _invalid(context, exc)
         job = await _db(self.store.get_job, job_id)
-        if job is None:
+        if job is None or not access.sees(caller, job, self.config.server):
             await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         return job
 
     async def _load_own(self, job_id: int, caller: Caller, action: str, context: Any) -> Job:
         """The job if the caller owns it or is an admin; else abort PERMISSION_DENIED."""
-        job = await self._load(job_id, context)
-        if job.user != caller.user and caller.user not in self.config.server.admins:
+        job = await self._load(job_id, caller, context)
+        if not access.may_read_private(caller, job, self.config.server):
             await abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -107,68 +110,91 @@ class FederationServicer(pb_grpc.FederationServicer):
             )
         return job
 
-    async def _job(self, job_id: int, context: Any) -> pb.JobInfo:
-        job = await self._load(job_id, context)
-        return convert.job_info(job, await _db(self.store.attempts, job.id))
+    async def _info(self, job: Job, caller: Caller) -> pb.JobInfo:
+        private = access.may_read_private(caller, job, self.config.server)
+        return convert.job_info(job, await _db(self.store.attempts, job.id), private=private)
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
+        caller = await authenticate(context, "GetJob", request)
         if not request.front_door:
-            return await self._job(request.job_id, context)
+            return await self._info(await self._load(request.job_id, caller, context), caller)
         try:
             prefix = validate.front_door_id(request.front_door)
         except InvalidArgument as exc:
             await _invalid(context, exc)
         job = await _db(self.store.job_by_key_prefix, prefix)
-        if job is None:
+        if job is None or not access.sees(caller, job, self.config.server):
             await abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f"front-door job {request.front_door} is not known to the federation",
             )
-        return await self._job(job.id, context)
+        return await self._info(job, caller)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
+        caller = await authenticate(context, "ListJobs", request)
         try:
-            states = [JobState(s.upper()) for s in request.states]
-        except ValueError:
-            await _invalid(
-                context,
-                InvalidArgument(
-                    "states", f"unknown state in {list(request.states)}; use {', '.join(JobState)}"
-                ),
-            )
+            states = validate.job_states(request.states)
+            size = validate.page_size(request.page_size)
+            token = PageToken.decode(request.page_token) if request.page_token else None
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        user = request.user or None
+        if "jobs" in self.config.server.private_data and not access.is_admin(
+            caller, self.config.server
+        ):
+            if user not in (None, caller.user):
+                return pb.ListJobsResponse()  # other users' jobs do not exist for the caller
+            user = caller.user
+        sent = token.sent if token else 0
+        if request.limit:
+            size = min(size, request.limit - sent)
+        if size <= 0:
+            return pb.ListJobsResponse()
         jobs = await _db(
             self.store.list_jobs,
-            states=states or None,
-            user=request.user or None,
+            states=states,
+            user=user,
             pool=request.pool or None,
             since=convert.from_timestamp(request.since) if request.HasField("since") else None,
             until=convert.from_timestamp(request.until) if request.HasField("until") else None,
-            limit=request.limit or None,
+            limit=size + 1,  # one more tells whether there is a next page
             newest_first=request.newest_first,
+            after=(token.submitted_at, token.job_id) if token else None,
         )
-        return pb.ListJobsResponse(jobs=[convert.job_info(job) for job in jobs])
+        page = pb.ListJobsResponse()
+        for job in jobs[:size]:
+            page.jobs.append(convert.job_info(job))  # listings never carry an environment
+            if page.ByteSize() > PAGE_BYTES:
+                break
+        if len(page.jobs) < len(jobs):
+            last = jobs[len(page.jobs) - 1]
+            page.next_page_token = PageToken(
+                last.submitted_at, last.id, sent + len(page.jobs)
+            ).encode()
+        return page
 
     async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.JobInfo:
-        caller = await authenticate(context)
+        caller = await authenticate(context, "CancelJob", request)
         await check_claimed_user(context, request.user, caller)
         user = caller.user
         job_id = (await self._load_own(request.job_id, caller, "cancel it", context)).id
         try:
-            await _db(self.store.request_cancel, job_id, utcnow(), by=user)
+            job = await _db(self.store.request_cancel, job_id, utcnow(), by=user)
         except UnknownJob:
             await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         log.info("job.cancel_requested", job_id=job_id, by=user)
         self.loop.wake()
-        return await self._job(job_id, context)
+        return await self._info(job, caller)
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Any
     ) -> AsyncIterator[pb.JobEvent]:
+        caller = await authenticate(context, "WatchJob", request)
         job_id = request.job_id
         after = request.after_event_id
         while True:
-            job = await self._load(job_id, context)
+            job = await self._load(job_id, caller, context)
             for event in await _db(self.store.events, job_id, after):
                 after = event.id
                 yield convert.job_event(event, job.state.value)
@@ -181,7 +207,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         self, request: pb.StreamOutputRequest, context: Any
     ) -> AsyncIterator[pb.OutputChunk]:
         """Read the current attempt's output file on its pool and follow it to the end."""
-        caller = await authenticate(context)
+        caller = await authenticate(context, "StreamOutput", request)
         offset = request.offset
         while True:
             job = await self._load_own(request.job_id, caller, "read its output", context)
@@ -201,7 +227,8 @@ class FederationServicer(pb_grpc.FederationServicer):
             await self.loop.wait_changed(WATCH_POLL_S)
 
     async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:
-        job = await self._load(request.job_id, context)
+        caller = await authenticate(context, "ExplainJob", request)
+        job = await self._load(request.job_id, caller, context)
         events = await _db(self.store.events, job.id)
         if job.state is JobState.PENDING and job.verdicts:
             summary = Decision(job.id, None, job.verdicts).summary
@@ -269,12 +296,18 @@ class AdminServicer(pb_grpc.AdminServicer):
         ]
 
     async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
+        await authenticate(context, "ListPools", request)
         return pb.ListPoolsResponse(pools=await self._pool_infos())
 
     async def _set_drained(
-        self, name: str, drained: bool, reason: str, context: Any
+        self, rpc: str, request: pb.DrainPoolRequest | pb.ResumePoolRequest, context: Any
     ) -> pb.PoolInfo:
-        caller = await authenticate(context)
+        caller = await authenticate(context, rpc, request)
+        name = request.name
+        if isinstance(request, pb.DrainPoolRequest):
+            drained, reason = True, request.reason or "drained by admin"
+        else:
+            drained, reason = False, ""
         if caller.user not in self.config.server.admins:
             admins = ", ".join(self.config.server.admins)
             await abort(
@@ -303,9 +336,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         return info
 
     async def DrainPool(self, request: pb.DrainPoolRequest, context: Any) -> pb.PoolInfo:
-        return await self._set_drained(
-            request.name, True, request.reason or "drained by admin", context
-        )
+        return await self._set_drained("DrainPool", request, context)
 
     async def ResumePool(self, request: pb.ResumePoolRequest, context: Any) -> pb.PoolInfo:
-        return await self._set_drained(request.name, False, "", context)
+        return await self._set_drained("ResumePool", request, context)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from scheduler.domain import JobRequest
+from scheduler.domain import JobRequest, JobState
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.sbatch_options import parse_gres
 
@@ -14,8 +15,13 @@ __all__ = [
     "client_key",
     "front_door_id",
     "job_request",
+    "job_states",
+    "page_size",
     "pool_name",
 ]
+
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000
 
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024  # Slurm's default max_script_size
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -62,6 +68,24 @@ def front_door_id(value: str, field: str = "front_door") -> str:
     if not match:
         raise InvalidArgument(field, f"expected <cluster>/<job id>, got {value!r}")
     return f"{match.group(1)}/{match.group(2)}/"
+
+
+def job_states(values: Sequence[str], field: str = "states") -> list[JobState] | None:
+    """Job state names, any case; None (any state) for none."""
+    try:
+        return [JobState(value.upper()) for value in values] or None
+    except ValueError:
+        shown = [value[:32] for value in values[:8]]
+        raise InvalidArgument(
+            field, f"unknown state in {shown}; use {', '.join(JobState)}"
+        ) from None
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    """A listing's page size: 0 = the default."""
+    if value > MAX_PAGE_SIZE:
+        raise InvalidArgument(field, f"at most {MAX_PAGE_SIZE} jobs per page (got {value})")
+    return value or DEFAULT_PAGE_SIZE
 
 
 def pool_name(value: str, field: str = "name") -> str:

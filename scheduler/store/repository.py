@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy import Engine, and_, create_engine, event, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
@@ -152,12 +152,14 @@ class Store:
         until: datetime | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        after: tuple[datetime, int] | None = None,
     ) -> list[Job]:
         """Jobs by submission time (oldest first unless `newest_first`), then id.
 
         `since` is inclusive and `until` exclusive, both on `submitted_at`; `pool` is the pool
         of the current attempt; an empty `states` matches nothing; `limit` keeps the first ones
-        of the order asked (with `newest_first`, the newest).
+        of the order asked (with `newest_first`, the newest). `after` = (submitted_at, id) of
+        the last job of the previous page: only jobs past it in that order (keyset paging).
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
@@ -172,6 +174,17 @@ class Store:
             query = query.where(JobRow.submitted_at >= _utc(since))
         if until is not None:
             query = query.where(JobRow.submitted_at < _utc(until))
+        if after is not None:
+            at, last = _utc(after[0]), after[1]
+            if newest_first:
+                past = or_(
+                    JobRow.submitted_at < at, and_(JobRow.submitted_at == at, JobRow.id < last)
+                )
+            else:
+                past = or_(
+                    JobRow.submitted_at > at, and_(JobRow.submitted_at == at, JobRow.id > last)
+                )
+            query = query.where(past)
         if newest_first:
             query = query.order_by(JobRow.submitted_at.desc(), JobRow.id.desc())
         else:

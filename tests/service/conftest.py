@@ -1,5 +1,123 @@
-"""Service fixtures: the store fixtures of tests/store, so API tests run on both backends."""
+"""Service fixtures: the store fixtures of tests/store (so API tests run on both backends), and
+a real gRPC server on that store with a loop facade that never runs a pass."""
 
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from sfedlab import Lab
+
+from scheduler import identity
+from scheduler.config import parse_config
+from scheduler.domain import Job, JobRequest
+from scheduler.loop import PoolStatus
+from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+from scheduler.service.auth import METHODS
+from scheduler.service.server import build_server
+from scheduler.store import Store
 from tests.store.conftest import backend, postgres, store, store_url
 
-__all__ = ["backend", "postgres", "store", "store_url"]
+__all__ = ["Api", "backend", "credential", "postgres", "serve", "store", "store_url"]
+
+
+class StillLoop:
+    """A loop facade with the given pools that never runs a pass: the API alone is under test."""
+
+    def __init__(self, pools: tuple[PoolStatus, ...] = ()) -> None:
+        self.pools = pools
+        self.wakes = 0
+
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.pools)
+
+    def pool_statuses(self) -> tuple[PoolStatus, ...]:
+        return self.pools
+
+    def never_fits(self, request: JobRequest) -> str | None:
+        return None
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+    async def wait_changed(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+    async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
+        return b""
+
+
+def credential(user: str, rpc: str, request: Message) -> str:
+    """A real MUNGE credential of `user` (through runuser) for exactly this call."""
+    digest = identity.call_digest(METHODS[rpc], request.SerializeToString(deterministic=True))
+    if user == "root":
+        return identity.encode(digest)
+    result = subprocess.run(
+        ["runuser", "-u", user, "--", "munge"],
+        input=digest,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout.decode().strip()
+
+
+class Api:
+    """Stubs of one in-process server."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self._stubs = (
+            pb_grpc.FederationStub(self.channel),
+            pb_grpc.AdminStub(self.channel),
+        )
+
+    def call(self, rpc: str, request: Message, metadata: list[tuple[str, str]] | None) -> Any:
+        """The unary answer, or a stream's first message (None if it ends at once)."""
+        stub = next(s for s in self._stubs if hasattr(s, rpc))
+        answer = getattr(stub, rpc)(request, metadata=metadata, timeout=30)
+        if rpc not in ("WatchJob", "StreamOutput"):
+            return answer
+        first = next(answer, None)  # a watch follows the job until it ends: stop here
+        answer.cancel()
+        return first
+
+    def as_user(self, user: str, rpc: str, request: Message) -> Any:
+        """The call with a fresh credential of `user` for it."""
+        metadata = [(identity.CREDENTIAL_METADATA, credential(user, rpc, request))]
+        return self.call(rpc, request, metadata)
+
+
+@pytest.fixture
+def serve(store: Store, tmp_path: Path, lab: Lab) -> Iterator[Callable[..., Api]]:
+    """serve(**server_config) -> an Api on a real gRPC server over `store` (the lab runs munged)."""
+    running: list[tuple[asyncio.AbstractEventLoop, Any, threading.Thread, Api]] = []
+
+    def start(pools: tuple[PoolStatus, ...] = (), **server: Any) -> Api:
+        socket = tmp_path / f"sfed-{len(running)}.sock"
+        config = parse_config({"server": {"socket": str(socket), **server}})
+        loop = asyncio.new_event_loop()
+        grpc_server, (address,) = loop.run_until_complete(
+            build_server(config, store, StillLoop(pools))
+        )
+        loop.run_until_complete(grpc_server.start())
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        api = Api(address)
+        running.append((loop, grpc_server, thread, api))
+        return api
+
+    yield start
+    for loop, grpc_server, thread, api in running:
+        api.channel.close()
+        asyncio.run_coroutine_threadsafe(grpc_server.stop(None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

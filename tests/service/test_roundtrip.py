@@ -6,28 +6,19 @@ without a value here, or lost by the proto, the validation or the store, fails t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import grpc
 import pytest
-from sfedlab import Lab
 
-from scheduler import identity
-from scheduler.config import parse_config
-from scheduler.domain import Job, JobRequest
-from scheduler.loop import PoolStatus
+from scheduler.domain import JobRequest
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
-from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service import convert, validate
-from scheduler.service.server import build_server
 from scheduler.spec import from_spec, to_spec
 from scheduler.store import Store
 from tests.fixtures.jobs import T0
+from tests.service.conftest import Api
 
 # One value per field, each different from the field's default and valid for the API.
 FILLED: dict[str, Any] = {
@@ -91,58 +82,16 @@ def test_store_round_trip(store: Store, request_: JobRequest) -> None:
     assert found is not None and found.request == request_
 
 
-class StillLoop:
-    """A loop facade with no pools that never runs a pass: the API alone is under test."""
-
-    def pool_names(self) -> tuple[str, ...]:
-        return ()
-
-    def pool_statuses(self) -> tuple[PoolStatus, ...]:
-        return ()
-
-    def never_fits(self, request: JobRequest) -> str | None:
-        return None
-
-    def wake(self) -> None:
-        pass
-
-    async def wait_changed(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
-
-    async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
-        return b""
-
-
-@pytest.fixture
-def api(store: Store, tmp_path: Path, lab: Lab) -> Iterator[pb_grpc.FederationStub]:
-    """A real gRPC server on `store` behind a Unix socket (the lab runs munged)."""
-    config = parse_config({"server": {"socket": str(tmp_path / "sfed.sock")}})
-    loop = asyncio.new_event_loop()
-    server, (address,) = loop.run_until_complete(build_server(config, store, StillLoop()))
-    loop.run_until_complete(server.start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    channel = grpc.insecure_channel(address)
-    try:
-        yield pb_grpc.FederationStub(channel)
-    finally:
-        channel.close()
-        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.mark.lab
 @pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
-def test_api_round_trip(api: pb_grpc.FederationStub, store: Store, request_: JobRequest) -> None:
-    """SubmitJob stores the request whole; GetJob gives every field but the script back."""
+def test_api_round_trip(serve: Callable[..., Api], store: Store, request_: JobRequest) -> None:
+    """SubmitJob stores the request whole; GetJob gives the owner every field but the script."""
+    api = serve()
     spec = convert.job_spec(request_, with_script=True)
-    metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
-    job_id = api.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=metadata, timeout=30).job_id
+    job_id = api.as_user("root", "SubmitJob", pb.SubmitJobRequest(spec=spec)).job_id
     stored = store.get_job(job_id)
     assert stored is not None and stored.request == request_
-    info = api.GetJob(pb.GetJobRequest(job_id=job_id), timeout=30)
+    info = api.as_user("root", "GetJob", pb.GetJobRequest(job_id=job_id))
     back = pb.JobSpec()
     back.CopyFrom(info.spec)
     back.script = request_.script  # GetJob carries the script's hash, not the script
