@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
-from scheduler.domain import NodeSnapshot, PoolSnapshot, PoolState
+from scheduler.domain import PoolSnapshot, PoolState
 from scheduler.loop.capabilities import render_capabilities, write_atomically
+from tests.fixtures import nodes
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def node(name: str, gpus: int, cpus: int = 16, mem: int = 64000) -> NodeSnapshot:
-    """A node with the given totals, all free."""
-    return NodeSnapshot(name, gpus, gpus, cpus, cpus, mem, mem)
+node = partial(nodes.node, cpus=16, mem=64_000)  # idle, 16 CPUs and 64 GB unless told
 
 
 def test_one_line_per_pool_and_gpu_size() -> None:
     """A pool with 4- and 8-GPU nodes gets a line for each size, counting the larger nodes too."""
     pools = [
-        PoolSnapshot("alpha", PoolState.UP, (node("a1", 4), node("a2", 4))),
-        PoolSnapshot("beta", PoolState.DRAINED, (node("b1", 8, cpus=32), node("b2", 4))),
+        PoolSnapshot("alpha", PoolState.UP, (node("a1", gpus=4), node("a2", gpus=4))),
+        PoolSnapshot("beta", PoolState.DRAINED, (node("b1", gpus=8, cpus=32), node("b2", gpus=4))),
     ]
     assert render_capabilities(pools, "fed", NOW).splitlines() == [
         f"version=1 generated={int(NOW.timestamp())} partition=fed",

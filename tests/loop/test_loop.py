@@ -1,105 +1,28 @@
 """Tests of scheduler.loop.loop: the loop's repair paths, on a real SQLite store.
 
 The happy paths run against real Slurm in tests/e2e. Here an in-memory pool (the same
-`Pool` protocol) produces what a real cluster cannot on demand: refusals, silence, vanished
-jobs, a crash between sbatch and the commit.
+`Pool` protocol, tests/fixtures/memory_pool.py) produces what a real cluster cannot on
+demand: refusals, silence, vanished jobs, a crash between sbatch and the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from scheduler.config import Config, parse_config
-from scheduler.domain import (
-    AttemptState,
-    Job,
-    JobRequest,
-    JobState,
-    NodeSnapshot,
-    OutputPaths,
-    RemoteJob,
-    RemoteSubmission,
-    RemoteTag,
-)
+from scheduler.domain import AttemptState, JobState, RemoteJob, RemoteTag
 from scheduler.lifecycle import Policy
 from scheduler.loop import Loop
-from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.store import Store
+from tests.fixtures.jobs import request
+from tests.fixtures.memory_pool import MemoryPool
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class MemoryPool:
-    """A pool that keeps its jobs in a dict and fails on request."""
-
-    name: str
-    nodes: int = 2
-    gpus: int = 4
-    jobs: dict[str, RemoteJob] = field(default_factory=dict)
-    refuse: str | None = None
-    silent: bool = False
-    cancelled: list[str] = field(default_factory=list)
-    ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
-
-    def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
-        return OutputPaths(stdout=f"/out/{job.id}-{attempt}", stderr=None)
-
-    def _check(self) -> None:
-        if self.silent:
-            raise PoolUnreachable(f"{self.name}: connection refused")
-
-    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
-        self._check()
-        return tuple(
-            NodeSnapshot(f"{self.name}-n{i}", self.gpus, self.gpus, 16, 16, 64000, 64000)
-            for i in range(self.nodes)
-        )
-
-    async def submit(self, submission: RemoteSubmission) -> str:
-        self._check()
-        if self.refuse:
-            raise PoolError(self.refuse)
-        remote_id = str(next(self.ids))
-        self.jobs[remote_id] = RemoteJob(remote_id, AttemptState.PENDING, tag=submission.tag)
-        return remote_id
-
-    async def find(self, tag: RemoteTag) -> RemoteJob | None:
-        self._check()
-        return next((j for j in self.jobs.values() if j.tag == tag), None)
-
-    async def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteJob]:
-        self._check()
-        return {i: self.jobs[i] for i in remote_ids if i in self.jobs}
-
-    async def cancel(self, remote_id: str) -> None:
-        self._check()
-        self.cancelled.append(remote_id)
-        if remote_id in self.jobs:
-            self.jobs[remote_id] = RemoteJob(
-                remote_id, AttemptState.CANCELLED, tag=self.jobs[remote_id].tag
-            )
-
-    async def read_output(
-        self, path: str, offset: int, limit: int, *, remote_id: str = ""
-    ) -> bytes:
-        self._check()
-        return b""
-
-    async def close(self) -> None:
-        return None
-
-    def finish(self, remote_id: str, state: AttemptState, exit_code: int) -> None:
-        self.jobs[remote_id] = RemoteJob(
-            remote_id, state, tag=self.jobs[remote_id].tag, exit_code=exit_code
-        )
 
 
 def config_for(*names: str) -> Config:
@@ -135,9 +58,7 @@ def make_loop(store: Store, *pools: MemoryPool) -> Loop:
 
 def submit(store: Store, nodes: int = 2, gpus: int = 4) -> int:
     """Queue a job directly in the store."""
-    return store.add_job(
-        "alice", JobRequest(script=b"#!/bin/sh\n", nodes=nodes, gpus_per_node=gpus), NOW
-    ).id
+    return store.add_job("alice", request(script=b"#!/bin/sh\n", nodes=nodes, gpus=gpus), NOW).id
 
 
 def run_pass(loop: Loop) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from scheduler.domain import Decision, Job, PoolSnapshot, PoolState
 from scheduler.placement import Policy, never_fits, place
-from tests.placement.builders import T0, job, node, pool, request
+from tests.fixtures.jobs import T0, at, job, request
+from tests.fixtures.nodes import node, pool
 
 DRAINED, UNREACHABLE = PoolState.DRAINED, PoolState.UNREACHABLE
 
@@ -209,13 +210,13 @@ PLACEMENT = [
     Case(
         "same priority, earlier submission first",
         [pool("alpha", nodes=1)],
-        [job(1, gpus=8, submitted=50), job(2, gpus=8, submitted=10)],
+        [job(1, gpus=8, submitted_at=at(seconds=50)), job(2, gpus=8, submitted_at=at(seconds=10))],
         {2: "alpha", 1: None},
     ),
     Case(
         "same priority and submission, lower id first",
         [pool("alpha", nodes=1)],
-        [job(2, gpus=8, submitted=0), job(1, gpus=8, submitted=0)],
+        [job(2, gpus=8, submitted_at=at(seconds=0)), job(1, gpus=8, submitted_at=at(seconds=0))],
         {1: "alpha", 2: None},
     ),
     Case(
@@ -251,7 +252,7 @@ PLACEMENT = [
     Case(
         "cancel-requested jobs get no decision",
         [pool("alpha")],
-        [job(1, gpus=1, cancel=True), job(2, gpus=1)],
+        [job(1, gpus=1, cancel_requested=True), job(2, gpus=1)],
         {2: "alpha"},
     ),
     Case(

@@ -10,7 +10,7 @@ import pytest
 from scheduler.domain import Job, JobRequest, NodeSnapshot, PoolSnapshot, PoolState
 from scheduler.placement import Policy, never_fits, place
 from scheduler.placement import nodes as nodes_module
-from tests.placement.builders import T0, job, request
+from tests.fixtures.jobs import T0, at, job, request
 from tests.placement.reference import reference_never_fits, reference_place
 
 CASES = 600
@@ -88,7 +88,9 @@ def _pools(rng: random.Random, shapes: Shapes, most: int = 8) -> list[PoolSnapsh
 def _jobs(rng: random.Random, shapes: Shapes, most: int = 60) -> list[Job]:
     jobs = [
         replace(
-            job(i, submitted=rng.randint(0, 20), cancel=rng.random() < 0.05),
+            job(
+                i, submitted_at=at(seconds=rng.randint(0, 20)), cancel_requested=rng.random() < 0.05
+            ),
             request=_request(rng, shapes),
         )
         for i in range(1, rng.randint(0, most) + 1)

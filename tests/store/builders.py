@@ -1,42 +1,18 @@
-"""Builders for store tests."""
+"""Jobs put into a store at a given point of their life (the values: tests/fixtures)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scheduler.domain import AttemptState, Job, JobRequest, NodeSnapshot
+from scheduler.domain import AttemptState, Job
 from scheduler.store import Store
+from tests.fixtures.jobs import at, request
 
-T0 = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> datetime:
-    """T0 plus some minutes."""
-    return T0 + timedelta(minutes=minutes)
-
-
-def request(script: bytes = b"#!/bin/sh\nhostname\n", **fields: Any) -> JobRequest:
-    """A JobRequest with defaults; any field may be given."""
-    return JobRequest(script=script, **fields)
-
-
-def node(name: str = "beta-n1", *, gpus: int = 8, free: int = 8, **fields: Any) -> NodeSnapshot:
-    """A node with 8 GPUs, 64 CPUs and 512 GB by default."""
-    values: dict[str, Any] = {
-        "gpus_total": gpus,
-        "gpus_free": free,
-        "cpus_total": 64,
-        "cpus_free": 64,
-        "mem_total_mb": 512_000,
-        "mem_free_mb": 512_000,
-    }
-    values.update(fields)
-    return NodeSnapshot(name=name, **values)
+__all__ = ["placed", "running", "submitted"]
 
 
 def submitted(store: Store, user: str = "alice", minutes: float = 0, **fields: Any) -> Job:
-    """A new PENDING job submitted at T0 + minutes."""
+    """A new PENDING job submitted at T0 + minutes; `fields` are its request's."""
     return store.add_job(user, request(**fields), at(minutes))
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from scheduler.domain import AttemptState, Outcome
 from scheduler.store import MIGRATIONS_DIR, Store
 from scheduler.store.models import Base
-from tests.store.builders import at, request
+from tests.fixtures.jobs import at, request
 
 TABLES = {"jobs", "attempts", "events", "pools"}
 
@@ -85,7 +85,7 @@ def test_migrate_twice_is_idempotent(empty_url: str) -> None:
     """A second migrate() changes nothing and keeps the data."""
     with Store(empty_url) as store:
         store.migrate()
-        job = store.add_job("alice", request(b"\x00data"), at(0))
+        job = store.add_job("alice", request(script=b"\x00data"), at(0))
         store.migrate()
         assert store.get_job(job.id) == job
     with Store(empty_url) as again:
@@ -243,7 +243,7 @@ def test_upgrade_to_the_spec_document_keeps_every_request_field(empty_url: str) 
         job = store.get_job(1)
         [done] = store.attempts(1)
     expected = request(
-        b"#!/bin/sh\n\xff",
+        script=b"#!/bin/sh\n\xff",
         job_name="train",
         nodes=2,
         ntasks=16,

@@ -14,7 +14,9 @@ import pytest
 from scheduler import lifecycle
 from scheduler.domain import AttemptState, Job, JobRequest, JobState, Outcome
 from scheduler.store import PoolRecord, StaleJob, Store, UnknownJob, UnknownPool
-from tests.store.builders import at, node, placed, request, running, submitted
+from tests.fixtures.jobs import at, request
+from tests.fixtures.nodes import node
+from tests.store.builders import placed, running, submitted
 
 # -- jobs: add, get ---------------------------------------------------------------------------
 
@@ -42,7 +44,7 @@ def test_add_job_returns_a_pending_job(store: Store) -> None:
 def test_get_job_round_trips_every_request_field(store: Store) -> None:
     """Every JobRequest field comes back equal."""
     req = request(
-        b"#!/bin/bash\n#SBATCH -N 2\nsrun train.py\n",
+        script=b"#!/bin/bash\n#SBATCH -N 2\nsrun train.py\n",
         job_name="train",
         nodes=2,
         ntasks=16,
@@ -74,7 +76,7 @@ def test_get_job_round_trips_every_request_field(store: Store) -> None:
 )
 def test_script_bytes_are_kept_exactly(store: Store, script: bytes) -> None:
     """The script comes back byte for byte."""
-    job = store.add_job("alice", request(script), at(0))
+    job = store.add_job("alice", request(script=script), at(0))
     found = store.get_job(job.id)
     assert found is not None
     assert type(found.request.script) is bytes
@@ -758,7 +760,7 @@ def test_set_pool_reachable_of_unknown_pool_raises(store: Store) -> None:
 def test_save_capacity_round_trip(store: Store) -> None:
     """The nodes come back equal, in order, as NodeSnapshots."""
     store.ensure_pools(["beta"], at(0))
-    nodes = (node("beta-n1"), node("beta-n2", free=0, schedulable=False))
+    nodes = (node("beta-n1"), node("beta-n2", free_gpus=0, schedulable=False))
     store.save_capacity("beta", nodes, at(1))
     record = store.pools()["beta"]
     assert (record.capacity, record.updated_at) == (nodes, at(1))

@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from scheduler.domain import AttemptState, JobRequest, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.domain import AttemptState, RemoteJob, RemoteSubmission, RemoteTag
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.kubernetes.adapter import KubernetesPool
+from tests.fixtures import submissions
+from tests.fixtures.submissions import fresh_tag
 from tests.kubeapi import FakeCluster
 from tests.pools.kubernetes.conftest import NAMESPACE, pool_config
 
@@ -20,14 +22,11 @@ T = TypeVar("T")
 TERMINAL = {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}
 
 
-def submission(script: str | bytes, **request: Any) -> RemoteSubmission:
-    """Attempt 1 of a job of a federation no other test uses."""
+def submission(script: str | bytes, **fields: Any) -> RemoteSubmission:
+    """Attempt 1 of job 7 of a federation no other test uses; any request field may be given."""
     body = script.encode() if isinstance(script, str) else script
-    request.setdefault("nodes", 1)
-    return RemoteSubmission(
-        tag=RemoteTag(f"t{uuid.uuid4().hex[:8]}", 7, 1),
-        request=JobRequest(script=body, **request),
-        environment={"SFED_JOB_ID": "7"},
+    return submissions.submission(
+        tag=fresh_tag(7), sfed_env={"SFED_JOB_ID": "7"}, script=body, **fields
     )
 
 

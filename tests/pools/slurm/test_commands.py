@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from functools import partial
 
 import pytest
 
-from scheduler.domain import JobRequest, RemoteSubmission, RemoteTag
 from scheduler.pools.slurm import commands
+from tests.fixtures import submissions
 
-TAG = RemoteTag("fed", 12, 3)
-
-
-def submission(sfed_env: dict[str, str] | None = None, **request: Any) -> RemoteSubmission:
-    return RemoteSubmission(
-        tag=TAG,
-        request=JobRequest(script=b"#!/bin/sh\ntrue\n", **request),
-        environment=sfed_env or {},
-    )
+TAG = submissions.remote_tag("fed", 12, 3)
+submission = partial(submissions.submission, tag=TAG, script=b"#!/bin/sh\ntrue\n")
 
 
 def test_sbatch_argv_minimal() -> None:
@@ -116,7 +108,7 @@ def test_sbatch_argv_has_no_environment_values() -> None:
 def test_sbatch_argv_rejects_impossible_counts(field: str, value: int) -> None:
     """Counts Slurm cannot take raise ValueError instead of reaching sbatch."""
     with pytest.raises(ValueError):
-        commands.sbatch_argv(submission(None, **{field: value}), "gpu")
+        commands.sbatch_argv(submission(**{field: value}), "gpu")
 
 
 def test_sbatch_argv_rejects_nul() -> None:
@@ -127,9 +119,10 @@ def test_sbatch_argv_rejects_nul() -> None:
 
 def test_job_environment_merges_submission_over_request() -> None:
     """The submission's SFED_* variables are added to the request's and win on a clash."""
-    sub = dataclasses.replace(
-        submission(sfed_env={"SFED_JOB_ID": "12", "A": "from-submission"}),
-        request=JobRequest(script=b"#!/bin/sh\n", environment={"A": "from-request", "B": "b"}),
+    sub = submission(
+        sfed_env={"SFED_JOB_ID": "12", "A": "from-submission"},
+        script=b"#!/bin/sh\n",
+        environment={"A": "from-request", "B": "b"},
     )
     env, dropped = commands.job_environment(sub)
     assert env == {"A": "from-submission", "B": "b", "SFED_JOB_ID": "12"}
@@ -152,9 +145,7 @@ def test_job_environment_merges_submission_over_request() -> None:
 )
 def test_job_environment_drops_variables_that_steer_sbatch(name: str) -> None:
     """Variables that would change which cluster or code sbatch uses are not forwarded."""
-    sub = dataclasses.replace(
-        submission(), request=JobRequest(script=b"#!/bin/sh\n", environment={name: "x", "K": "v"})
-    )
+    sub = submission(script=b"#!/bin/sh\n", environment={name: "x", "K": "v"})
     env, dropped = commands.job_environment(sub)
     assert (env, dropped) == ({"K": "v"}, [name])
 
@@ -167,9 +158,7 @@ def test_job_environment_keeps_job_variables() -> None:
         "CUDA_HOME": "/cuda",
         "BASH_FUNC_module%%": "() {  eval $($LMOD_CMD bash $*)\n}",
     }
-    sub = dataclasses.replace(
-        submission(), request=JobRequest(script=b"#!/bin/sh\n", environment=keep)
-    )
+    sub = submission(script=b"#!/bin/sh\n", environment=keep)
     assert commands.job_environment(sub) == (keep, [])
 
 
@@ -335,7 +324,7 @@ def test_read_output_environment_pins_the_messages_language() -> None:
 
 def test_sbatch_argv_runs_as_the_owner() -> None:
     """A submission with run_as submits with --uid, so the job runs as its owner."""
-    sub = dataclasses.replace(submission(), run_as="alice")
+    sub = submission(run_as="alice")
     assert "--uid=alice" in commands.sbatch_argv(sub, "gpu")
     assert not any(a.startswith("--uid") for a in commands.sbatch_argv(submission(), "gpu"))
 
@@ -344,4 +333,4 @@ def test_sbatch_argv_runs_as_the_owner() -> None:
 def test_sbatch_argv_refuses_bad_owner_names(name: str) -> None:
     """An owner that is not a user name is refused before anything runs."""
     with pytest.raises(ValueError, match="not a user name"):
-        commands.sbatch_argv(dataclasses.replace(submission(), run_as=name), "gpu")
+        commands.sbatch_argv(submission(run_as=name), "gpu")
