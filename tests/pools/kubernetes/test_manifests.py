@@ -6,14 +6,16 @@ import base64
 import json
 import pwd
 import re
+from functools import partial
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
 from scheduler.config import KubernetesPoolConfig, parse_config
-from scheduler.domain import JobRequest, RemoteSubmission, RemoteTag
+from scheduler.domain import RemoteSubmission
 from scheduler.pools.kubernetes import manifests, names
+from tests.fixtures import submissions
 
 KUBERNETES_VERSION = "1.37"  # the schemas the manifests must satisfy (kubernetes-validate)
 RUNTIME = {"sfed_pod.py": "print('runtime')\n", "srun": "#!srun\n", "scontrol": "#!scontrol\n"}
@@ -28,14 +30,13 @@ def pool(**overrides: Any) -> KubernetesPoolConfig:
     return result
 
 
-def submission(**request: Any) -> RemoteSubmission:
-    fields: dict[str, Any] = {"script": b"#!/bin/bash\nsrun hostname\n", "nodes": 2}
-    fields.update(request)
-    return RemoteSubmission(
-        tag=RemoteTag("fed", 42, 1),
-        request=JobRequest(**fields),
-        environment={"SFED_JOB_ID": "42", "SFED_CHECKPOINT_DIR": "/ckpt/42"},
-    )
+submission = partial(
+    submissions.submission,
+    tag=submissions.remote_tag("fed", 42, 1),
+    sfed_env={"SFED_JOB_ID": "42", "SFED_CHECKPOINT_DIR": "/ckpt/42"},
+    script=b"#!/bin/bash\nsrun hostname\n",
+    nodes=2,
+)
 
 
 def build(
