@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from scheduler import limits
 from scheduler.domain import JobRequest, JobState
+from scheduler.limits import MAX_SCRIPT_BYTES
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.sbatch_options import parse_gres
 
@@ -13,6 +15,7 @@ __all__ = [
     "MAX_SCRIPT_BYTES",
     "InvalidArgument",
     "client_key",
+    "environment",
     "front_door_id",
     "job_request",
     "job_states",
@@ -23,7 +26,6 @@ __all__ = [
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 
-MAX_SCRIPT_BYTES = 4 * 1024 * 1024  # Slurm's default max_script_size
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _POOL = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -38,7 +40,9 @@ class InvalidArgument(ValueError):
         self.field = field
 
 
-def _text(field: str, value: str, *, limit: int = 4096, absolute: bool = False) -> str | None:
+def _text(
+    field: str, value: str, *, limit: int = limits.MAX_PATH, absolute: bool = False
+) -> str | None:
     if not value:
         return None
     if _CONTROL.search(value):
@@ -54,8 +58,10 @@ def client_key(value: str, field: str = "client_key") -> str | None:
     """An optional idempotency key: printable, at most 200 characters."""
     if not value:
         return None
-    if len(value) > 200 or _CONTROL.search(value):
-        raise InvalidArgument(field, "must be at most 200 printable characters")
+    if len(value) > limits.MAX_CLIENT_KEY or _CONTROL.search(value):
+        raise InvalidArgument(
+            field, f"must be at most {limits.MAX_CLIENT_KEY} printable characters"
+        )
     return value
 
 
@@ -94,8 +100,47 @@ def pool_name(value: str, field: str = "name") -> str:
     return value
 
 
+def _bounded(field: str, value: int, low: int, high: int, unit: str = "") -> int:
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be from {low} to {high}{unit} (got {value})")
+    return value
+
+
+def _optional(spec: pb.JobSpec, name: str) -> int | None:
+    return getattr(spec, name) if spec.HasField(name) else None
+
+
+def environment(values: Mapping[str, str], field: str = "spec.environment") -> dict[str, str]:
+    """The job's variables: names as the shell's, each NAME=value short enough to reach a
+    process (Linux's MAX_ARG_STRLEN), and the whole within a bound."""
+    if len(values) > limits.MAX_ENV_VARS:
+        raise InvalidArgument(field, f"more than {limits.MAX_ENV_VARS} variables ({len(values)})")
+    env: dict[str, str] = {}
+    total = 0
+    for key, value in values.items():
+        if len(key) > limits.MAX_ENV_NAME or not _ENV_NAME.match(key):
+            shown = key[:40] + ("..." if len(key) > 40 else "")
+            raise InvalidArgument(
+                field, f"not a variable name (at most {limits.MAX_ENV_NAME}): {shown!r}"
+            )
+        if "\0" in value:
+            raise InvalidArgument(f"{field}[{key}]", "contains a NUL byte")
+        size = len(key.encode()) + 1 + len(value.encode())
+        if size > limits.MAX_ENV_ENTRY_BYTES:
+            raise InvalidArgument(
+                f"{field}[{key}]",
+                f"{key}=value is {size} bytes; at most {limits.MAX_ENV_ENTRY_BYTES} can reach a "
+                "process",
+            )
+        total += size + 1
+        env[key] = value
+    if total > limits.MAX_ENV_BYTES:
+        raise InvalidArgument(field, f"{total} bytes in all; at most {limits.MAX_ENV_BYTES}")
+    return env
+
+
 def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
-    """Validate a JobSpec the way sbatch would, naming the first bad field."""
+    """Validate a JobSpec the way sbatch would, naming the first bad field and its bound."""
     script = bytes(spec.script)
     if not script:
         raise InvalidArgument(f"{field}.script", "required")
@@ -105,52 +150,50 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         raise InvalidArgument(f"{field}.script", "the first line must start with #! (as sbatch)")
     if b"\0" in script:
         raise InvalidArgument(f"{field}.script", "contains a NUL byte")
-    nodes = spec.nodes or 1
-    if nodes > 100_000:
-        raise InvalidArgument(f"{field}.nodes", "more than 100000 nodes")
-    ntasks = spec.ntasks if spec.HasField("ntasks") else None
-    if ntasks is not None and ntasks < nodes:
-        raise InvalidArgument(f"{field}.ntasks", f"{ntasks} tasks cannot fill {nodes} nodes")
+    nodes = _bounded(f"{field}.nodes", spec.nodes or 1, 1, limits.MAX_NODES)
+    ntasks = _optional(spec, "ntasks")
+    if ntasks is not None:
+        _bounded(f"{field}.ntasks", ntasks, 1, limits.MAX_TASKS)
+        if ntasks < nodes:
+            raise InvalidArgument(f"{field}.ntasks", f"{ntasks} tasks cannot fill {nodes} nodes")
     try:
         gpus = parse_gres(spec.gres)
     except ValueError as exc:
         raise InvalidArgument(f"{field}.gres", str(exc)) from None
-    mem = spec.mem_per_node_mb if spec.HasField("mem_per_node_mb") else None
-    if mem is not None and mem < 1:
-        raise InvalidArgument(f"{field}.mem_per_node_mb", "must be at least 1")
-    time_limit = spec.time_limit_min if spec.HasField("time_limit_min") else None
-    if time_limit is not None and time_limit < 1:
-        raise InvalidArgument(f"{field}.time_limit_min", "must be at least 1 minute")
+    _bounded(f"{field}.gres", gpus, 0, limits.MAX_GPUS_PER_NODE, " GPUs per node")
+    cpus = _bounded(f"{field}.cpus_per_task", spec.cpus_per_task or 1, 1, limits.MAX_CPUS_PER_TASK)
+    mem = _optional(spec, "mem_per_node_mb")
+    if mem is not None:
+        _bounded(f"{field}.mem_per_node_mb", mem, 1, limits.MAX_MEM_PER_NODE_MB, " MB")
+    time_limit = _optional(spec, "time_limit_min")
+    if time_limit is not None:
+        _bounded(f"{field}.time_limit_min", time_limit, 1, limits.MAX_TIME_LIMIT_MIN, " minutes")
     if spec.partition and not _PARTITION.match(spec.partition):
         raise InvalidArgument(
-            f"{field}.partition", f"not a valid partition name: {spec.partition!r}"
+            f"{field}.partition", f"not a valid partition name: {spec.partition[:80]!r}"
         )
     if spec.separate_error and spec.error:
         raise InvalidArgument(
             f"{field}.separate_error", "give either an error path or separate_error"
         )
-    env: dict[str, str] = {}
-    for key, value in spec.environment.items():
-        if not _ENV_NAME.match(key):
-            raise InvalidArgument(f"{field}.environment", f"not a variable name: {key!r}")
-        if "\0" in value:
-            raise InvalidArgument(f"{field}.environment[{key}]", "contains a NUL byte")
-        env[key] = value
+    priority = _bounded(
+        f"{field}.priority", spec.priority, -limits.MAX_PRIORITY, limits.MAX_PRIORITY
+    )
     return JobRequest(
         script=script,
-        job_name=_text(f"{field}.job_name", spec.job_name, limit=200) or "sbatch",
+        job_name=_text(f"{field}.job_name", spec.job_name, limit=limits.MAX_JOB_NAME) or "sbatch",
         nodes=nodes,
         ntasks=ntasks,
         gpus_per_node=gpus,
-        cpus_per_task=spec.cpus_per_task or 1,
+        cpus_per_task=cpus,
         mem_per_node_mb=mem,
         time_limit_min=time_limit,
         partition=spec.partition or None,
         chdir=_text(f"{field}.chdir", spec.chdir, absolute=True),
         output=_text(f"{field}.output", spec.output),
         error=_text(f"{field}.error", spec.error),
-        environment=env,
+        environment=environment(spec.environment, f"{field}.environment"),
         requeue=spec.requeue,
-        priority=spec.priority,
+        priority=priority,
         separate_error=spec.separate_error,
     )

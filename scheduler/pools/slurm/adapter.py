@@ -203,7 +203,11 @@ class SlurmPool:
             argv = commands.sbatch_argv(submission, self.partition)
         except ValueError as exc:
             raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
-        result = await self._run(argv, stdin=submission.request.script, env=env)
+        environment = commands.export_file(env)
+        result = await self._run(
+            commands.submit_argv(argv, environment),
+            stdin=environment + submission.request.script,
+        )
         if not result.ok:
             stderr = result.stderr_text()
             if parse.is_unreachable_message(stderr):

@@ -3,7 +3,9 @@
 Every user-chosen value (job name, paths) travels as one argv word of the `--option=value`
 form, so that it can neither start a new option nor be split; the transports never hand argv to
 a local shell and quote every word for a remote one. The job's environment is not on the
-command line: it goes to sbatch's own environment (`--export=ALL`), see `job_environment`.
+command line nor in sbatch's own environment: it reaches the pool on stdin, ahead of the script,
+and sbatch reads it from a file (`--export-file`), see `submit_argv`. So no size of environment
+runs into the kernel's argv and environment limits.
 
 The read commands carry no filters on purpose; the adapter filters on its side. `sinfo --json`
 ignores them anyway in 22.05 and returns every node once. Jobs are read with the plain-text
@@ -34,6 +36,7 @@ __all__ = [
     "SQUEUE_UNSET_VARIABLES",
     "check_job_id",
     "check_read_request",
+    "export_file",
     "job_environment",
     "new_squeue_marker",
     "read_output_argv",
@@ -41,6 +44,7 @@ __all__ = [
     "scancel_argv",
     "sinfo_argv",
     "squeue_argv",
+    "submit_argv",
 ]
 
 #: A Slurm job id as sbatch --parsable prints it, or an array task (`123_4`).
@@ -115,6 +119,28 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
         if "\0" in word:
             raise ValueError(f"sbatch argument contains a NUL byte: {word!r}")
     return argv
+
+
+# Runs on the pool (POSIX sh, GNU head, mktemp): the first $1 bytes of stdin are the job's
+# environment, written to a private temporary file that sbatch reads with --export-file; the
+# rest of stdin, the script, stays sbatch's stdin. The file is removed whatever happens.
+_SUBMIT_WRAPPER = (
+    'f=$(mktemp "${TMPDIR:-/tmp}/sfed-env.XXXXXX") || exit 125; '
+    "trap 'rm -f \"$f\"' EXIT; "
+    'head -c "$1" > "$f" || exit 125; '
+    'shift; "$@" --export-file="$f"'
+)
+
+
+def export_file(env: dict[str, str]) -> bytes:
+    """The job's variables as `--export-file` reads them: NAME=value, each ended by a NUL."""
+    return b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0" for k, v in env.items())
+
+
+def submit_argv(sbatch: list[str], environment: bytes) -> list[str]:
+    """`sbatch` run through the wrapper that takes its `environment` (an `export_file`) from
+    the head of stdin; stdin must be the environment, then the script."""
+    return ["/bin/sh", "-c", _SUBMIT_WRAPPER, "sfed-submit", str(len(environment)), *sbatch]
 
 
 def sinfo_argv() -> list[str]:
