@@ -7,10 +7,9 @@ pools only report facts (`Report`, an `Outcome`). No I/O, no store, no clock: `n
     fact                                   attempt            job
     pool: PENDING / RUNNING                PENDING / RUNNING  PLACED / RUNNING
     pool: ended, outcome O                 ENDINGS[O]         ENDINGS[O]
-    submission refused (REFUSED)           FAILED             PENDING while tries are left,
-                                                              else FAILED
-    submission never arrived               FAILED             PENDING (placed again)
-      ... and a cancel was requested       CANCELLED          CANCELLED
+    submission refused (REFUSED) or        FAILED             PENDING while tries are left,
+      never arrived (NOT_SUBMITTED)                           else FAILED with the pool's words
+      ... never arrived after a cancel     CANCELLED          CANCELLED
     cancel requested, job PENDING          -                  CANCELLED at once
     cancel requested, job on a pool        -                  marked; the loop cancels it there
 
@@ -19,7 +18,7 @@ Only the job's current attempt moves the job; a terminal attempt or job never mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
@@ -51,6 +50,7 @@ __all__ = [
     "remote_accepted",
     "request_cancel",
     "submit_failed",
+    "submit_failures",
 ]
 
 
@@ -62,7 +62,7 @@ class Stale(Exception):
 class Policy:
     """The federation's knobs on the job's life."""
 
-    max_submit_tries: int = 3  # attempts pools may refuse before the job fails
+    max_submit_tries: int = 3  # submissions in a row that may fail before the job does
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,13 +231,30 @@ def observe(job: Job, attempt: Attempt, report: Report, now: datetime) -> Step |
     return Step(job, after, Note("state", message, attempt.pool, attempt.number))
 
 
+def submit_failures(attempts: Sequence[Attempt]) -> int:
+    """How many of the job's latest attempts in a row failed to be submitted."""
+    count = 0
+    for attempt in reversed(attempts):
+        if attempt.outcome not in (Outcome.REFUSED, Outcome.NOT_SUBMITTED):
+            break
+        count += 1
+    return count
+
+
 def submit_failed(
-    job: Job, attempt: Attempt, outcome: Outcome, reason: str, now: datetime, policy: Policy
+    job: Job,
+    attempt: Attempt,
+    outcome: Outcome,
+    reason: str,
+    now: datetime,
+    policy: Policy,
+    earlier: Sequence[Attempt] = (),
 ) -> Step | None:
     """The submission of `attempt` failed (REFUSED by the pool, or NOT_SUBMITTED: it never
-    arrived). The job goes back to the queue, or fails when the pool refused it
-    `policy.max_submit_tries` times; a job whose cancel was requested is CANCELLED instead.
-    None for an attempt that has already ended.
+    arrived). The job goes back to the queue, or fails once `policy.max_submit_tries`
+    submissions in a row have failed (`earlier`: the job's attempts before this one); a job
+    whose cancel was requested is CANCELLED instead. What the attempt last said (e.g. why
+    the pool did not answer) is kept in the reason. None for an attempt that has ended.
     """
     if outcome not in (Outcome.REFUSED, Outcome.NOT_SUBMITTED):
         raise ValueError(f"not a submission failure: {outcome}")
@@ -247,13 +264,15 @@ def submit_failed(
         # Nothing ever ran: the cancel simply holds.
         cancelled = Report(AttemptState.CANCELLED, reason="cancelled before it started")
         return observe(job, attempt, cancelled, now)
+    if attempt.reason:
+        reason = f"{reason} ({attempt.reason})"
     after = replace(
         attempt, state=AttemptState.FAILED, outcome=outcome, reason=reason, ended_at=now
     )
     message = reason
     if _current(job, attempt):
         job = replace(job, updated_at=now, reason=reason, pool=None, remote_id=None)
-        again = outcome is Outcome.NOT_SUBMITTED or attempt.number < policy.max_submit_tries
+        again = submit_failures(earlier) + 1 < policy.max_submit_tries
         if job.cancel_requested:
             job = replace(job, state=JobState.CANCELLED, ended_at=now)
             message += "; job cancelled as requested"

@@ -152,10 +152,21 @@ def test_report_of_remote_job_keeps_its_outcome() -> None:
 # -- submission failures ------------------------------------------------------------------
 
 
+def ended(*outcomes: Outcome) -> tuple[Attempt, ...]:
+    """Earlier attempts of the job, numbered from 1, that ended with these outcomes."""
+    return tuple(
+        attempt(n, state=AttemptState.FAILED, outcome=o, ended_at=at(n))
+        for n, o in enumerate(outcomes, 1)
+    )
+
+
+REFUSED, NOT_SUBMITTED, PREEMPTED = Outcome.REFUSED, Outcome.NOT_SUBMITTED, Outcome.PREEMPTED
+
+
 @dataclass(frozen=True)
 class AbortRow:
     name: str
-    number: int
+    earlier: tuple[Attempt, ...]
     outcome: Outcome
     cancel_requested: bool
     job_state: JobState
@@ -167,16 +178,20 @@ class AbortRow:
 
 
 ABORTS = [
-    AbortRow("refused, tries left: back in the queue", 1, Outcome.REFUSED, False,
+    AbortRow("refused, tries left: back in the queue", (), REFUSED, False,
              JobState.PENDING, AttemptState.FAILED, "aborted"),
-    AbortRow("refused on the last try: job fails", 3, Outcome.REFUSED, False,
+    AbortRow("refused on the last try: job fails", ended(REFUSED, REFUSED), REFUSED, False,
              JobState.FAILED, AttemptState.FAILED, "aborted"),
-    AbortRow("never arrived: placed again whatever the tries", 3, Outcome.NOT_SUBMITTED, False,
+    AbortRow("never arrived: back in the queue", (), NOT_SUBMITTED, False,
              JobState.PENDING, AttemptState.FAILED, "aborted"),
-    AbortRow("refused after a cancel: cancelled", 1, Outcome.REFUSED, True,
+    AbortRow("never arrived on the last try: job fails", ended(REFUSED, NOT_SUBMITTED),
+             NOT_SUBMITTED, False, JobState.FAILED, AttemptState.FAILED, "aborted"),
+    AbortRow("only failures in a row count", ended(REFUSED, PREEMPTED, REFUSED), REFUSED, False,
+             JobState.PENDING, AttemptState.FAILED, "aborted"),
+    AbortRow("refused after a cancel: cancelled", (), REFUSED, True,
              JobState.CANCELLED, AttemptState.FAILED, "aborted"),
-    AbortRow("never arrived after a cancel: cancelled before it started", 1,
-             Outcome.NOT_SUBMITTED, True, JobState.CANCELLED, AttemptState.CANCELLED, "state"),
+    AbortRow("never arrived after a cancel: cancelled before it started", (),
+             NOT_SUBMITTED, True, JobState.CANCELLED, AttemptState.CANCELLED, "state"),
 ]  # fmt: skip
 
 
@@ -184,15 +199,36 @@ ABORTS = [
 def test_submission_failure(row: AbortRow) -> None:
     """A failed submission moves the job and attempt as its row says."""
     before_job, before_attempt = on_pool(
-        AttemptState.SUBMITTING, number=row.number, cancel_requested=row.cancel_requested
+        AttemptState.SUBMITTING,
+        number=len(row.earlier) + 1,
+        cancel_requested=row.cancel_requested,
     )
-    step = lifecycle.submit_failed(before_job, before_attempt, row.outcome, "why", NOW, Policy())
+    step = lifecycle.submit_failed(
+        before_job, before_attempt, row.outcome, "why", NOW, Policy(), row.earlier
+    )
     assert step is not None and step.attempt is not None and step.note is not None
     assert (step.job.state, step.attempt.state, step.note.kind) == (
         row.job_state,
         row.attempt_state,
         row.kind,
     )
+
+
+def test_failed_job_keeps_why_the_pool_did_not_answer() -> None:
+    """The attempt's last words (no answer to sbatch) stay in the job's reason."""
+    before_job, before_attempt = on_pool(AttemptState.SUBMITTING, number=3)
+    before_attempt = replace(before_attempt, reason="no answer to sbatch: timeout")
+    step = lifecycle.submit_failed(
+        before_job,
+        before_attempt,
+        NOT_SUBMITTED,
+        "the submission never reached beta",
+        NOW,
+        Policy(),
+        ended(REFUSED, REFUSED),
+    )
+    assert step is not None
+    assert step.job.reason == "the submission never reached beta (no answer to sbatch: timeout)"
 
 
 def test_back_in_the_queue_clears_pool_remote_id_and_verdicts() -> None:
@@ -212,10 +248,12 @@ def test_submission_failure_needs_a_submission_outcome() -> None:
 
 
 def test_policy_sets_the_number_of_tries() -> None:
-    """With max_submit_tries=5, a third refusal still puts the job back in the queue."""
+    """With max_submit_tries=5, a third refusal in a row still puts the job back in the queue."""
     before_job, before_attempt = on_pool(AttemptState.SUBMITTING, number=3)
     policy = Policy(max_submit_tries=5)
-    step = lifecycle.submit_failed(before_job, before_attempt, Outcome.REFUSED, "x", NOW, policy)
+    step = lifecycle.submit_failed(
+        before_job, before_attempt, REFUSED, "x", NOW, policy, ended(REFUSED, REFUSED)
+    )
     assert step is not None and step.job.state is JobState.PENDING
 
 

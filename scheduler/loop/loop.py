@@ -349,7 +349,7 @@ class Loop:
                     attempt.job_id,
                     attempt.number,
                     Outcome.NOT_SUBMITTED,
-                    f"the submission never reached {name}; placing again",
+                    f"the submission never reached {name}",
                     self.clock(),
                 )
                 report.state_changes += 1
@@ -425,9 +425,11 @@ class Loop:
         try:
             remote_id = await self._call(view, view.adapter.submit(submission))
         except PoolUnreachable as exc:
-            # It may or may not have arrived: the next pass asks the pool (find by tag).
+            # It may or may not have arrived: the next pass asks the pool (find by tag). One
+            # job's unanswered submission says nothing of the pool: its snapshot decides.
             bound.warning("job.submit_unanswered", error=str(exc))
-            await self._mark_unreachable(view, str(exc))
+            unanswered = Report(AttemptState.SUBMITTING, reason=f"no answer to sbatch: {exc}")
+            await self._update(report, attempt, unanswered)
             return
         except PoolError as exc:
             after = await self._db(

@@ -390,15 +390,27 @@ class Store:
     ) -> Job:
         """The submission failed: REFUSED by the pool or NOT_SUBMITTED (it never arrived).
 
-        The lifecycle decides (`lifecycle.submit_failed`): the attempt FAILED with `reason`,
-        the job back to the queue, FAILED after the policy's tries, or CANCELLED when a cancel
-        was requested; event "aborted". A terminal attempt is left as it is.
+        The lifecycle decides (`lifecycle.submit_failed`, given the job's earlier attempts):
+        the attempt FAILED with `reason`, the job back to the queue, FAILED after the policy's
+        tries in a row, or CANCELLED when a cancel was requested; event "aborted". A
+        terminal attempt is left as it is.
         """
         now = _utc(now)
         with self._tx(write=True) as s:
             job, row = _lock_attempt(s, job_id, attempt)
+            earlier = s.scalars(
+                select(AttemptRow)
+                .where(AttemptRow.job_id == job_id, AttemptRow.number < attempt)
+                .order_by(AttemptRow.number)
+            )
             step = lifecycle.submit_failed(
-                _job(job), _attempt(row), outcome, reason, now, self.policy
+                _job(job),
+                _attempt(row),
+                outcome,
+                reason,
+                now,
+                self.policy,
+                [_attempt(a) for a in earlier],
             )
             if step is not None:
                 _persist(s, job, row, step, now)

@@ -1,0 +1,67 @@
+"""Tests of the loop with submissions that fail: one job's trouble is not the pool's.
+
+A submission that gets no answer leaves the pool up (its snapshot decides), and a job whose
+submissions keep failing, refused or never arriving, fails after the policy's tries with
+the pool's words instead of being placed again forever.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.domain import AttemptState, JobState, Outcome, PoolState, RemoteSubmission
+from scheduler.lifecycle import Policy
+from scheduler.pools.base import PoolUnreachable
+from scheduler.store import Store
+from tests.fixtures.memory_pool import MemoryPool
+from tests.loop.test_loop import make_loop, run_pass, store, submit
+
+__all__ = ["store"]
+
+
+class Unanswered(MemoryPool):
+    """A pool that answers everything but never answers a submission (and never gets it)."""
+
+    async def submit(self, submission: RemoteSubmission) -> str:
+        raise PoolUnreachable(f"{self.name}: sbatch did not finish within 30 s")
+
+
+def test_unanswered_submission_leaves_the_pool_up(store: Store) -> None:
+    """A submission without an answer is recorded on the attempt; the pool stays UP."""
+    loop = make_loop(store, Unanswered("alpha"))
+    job_id = submit(store)
+    run_pass(loop)
+    [attempt] = store.attempts(job_id)
+    assert attempt.state is AttemptState.SUBMITTING
+    assert attempt.reason == "no answer to sbatch: alpha: sbatch did not finish within 30 s"
+    assert loop.pools["alpha"].state is PoolState.UP
+
+
+def test_submissions_that_never_arrive_end_after_the_tries(store: Store) -> None:
+    """Never-arriving submissions go back to the queue until the tries are spent, then FAIL."""
+    loop = make_loop(store, Unanswered("alpha"))
+    job_id = submit(store)
+    for _ in range(2 * Policy().max_submit_tries + 2):
+        run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.FAILED
+    assert job.reason == (
+        "the submission never reached alpha "
+        "(no answer to sbatch: alpha: sbatch did not finish within 30 s)"
+    )
+    attempts = store.attempts(job_id)
+    assert len(attempts) == Policy().max_submit_tries
+    assert {a.outcome for a in attempts} == {Outcome.NOT_SUBMITTED}
+
+
+@pytest.mark.parametrize("tries", [1, 5])
+def test_the_policy_bounds_the_tries(store: Store, tries: int) -> None:
+    """The store's lifecycle policy says how many submissions in a row may fail."""
+    store.policy = Policy(max_submit_tries=tries)
+    loop = make_loop(store, MemoryPool("alpha", refuse="sbatch: error: invalid account"))
+    job_id = submit(store)
+    for _ in range(tries + 3):
+        run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and job.state is JobState.FAILED
+    assert len(store.attempts(job_id)) == tries
