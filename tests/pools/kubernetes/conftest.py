@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from tests.kubeapi import FakeCluster
 NAMESPACE = "ml"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
-    """Two 4-GPU nodes in the pool, one cordoned, one outside the selector, one tainted."""
-    root = tmp_path_factory.mktemp("kube")
+@contextmanager
+def pool_cluster(root: Path) -> Iterator[FakeCluster]:
+    """A started cluster in `root` for pools on the nodes labelled pool=a100: a1 and a2 with
+    4 GPUs, a3 alike but cordoned, a4 alike but tainted, and `other` (8 GPUs) outside the
+    selector; namespace NAMESPACE with the PVC `ckpt` (the directory root/pv-ckpt)."""
     with FakeCluster(root) as c:
         c.add_namespace(NAMESPACE)
         c.add_node("a1", gpus=4, cpus=16, labels={"pool": "a100"})
@@ -28,6 +30,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
         c.add_node("a4", gpus=4, cpus=16, labels={"pool": "a100"}, taints=[taint])
         (root / "pv-ckpt").mkdir()
         c.add_pvc(NAMESPACE, "ckpt", root / "pv-ckpt")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
+    """Two 4-GPU nodes in the pool, one cordoned, one outside the selector, one tainted."""
+    with pool_cluster(tmp_path_factory.mktemp("kube")) as c:
         yield c
 
 

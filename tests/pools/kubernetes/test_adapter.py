@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ from scheduler.domain import AttemptState, RemoteJob, RemoteSubmission, RemoteTa
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.kubernetes.adapter import KubernetesPool
 from tests.fixtures import submissions
+from tests.fixtures.polling import wait_state
 from tests.fixtures.submissions import fresh_tag
 from tests.kubeapi import FakeCluster
 from tests.pools.kubernetes.conftest import NAMESPACE, pool_config
@@ -43,20 +44,6 @@ def run(
             await pool.close()
 
     return asyncio.run(main())
-
-
-async def wait_state(
-    pool: KubernetesPool, remote_id: str, states: Collection[AttemptState], timeout: float = 60
-) -> RemoteJob:
-    """Poll until the job is in one of `states`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        job = (await pool.poll([remote_id]))[remote_id]
-        if job.state in states:
-            return job
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{remote_id} still {job.state} ({job.reason})")
-        await asyncio.sleep(0.2)
 
 
 async def submit_and_wait(pool: KubernetesPool, sub: RemoteSubmission) -> RemoteJob:

@@ -7,17 +7,19 @@ import hashlib
 import json
 import os
 import subprocess
-import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from scheduler.domain import AttemptState, JobRequest, RemoteJob, RemoteSubmission, RemoteTag
+from scheduler.domain import AttemptState, RemoteJob, RemoteSubmission, RemoteTag
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.slurm import LocalTransport, SlurmPool, SSHTransport, Transport
+from tests.fixtures import submissions
+from tests.fixtures.polling import wait_state
+from tests.fixtures.submissions import fresh_tag
 
 pytestmark = pytest.mark.lab
 
@@ -25,19 +27,15 @@ T = TypeVar("T")
 TERMINAL = {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}
 
 
-def new_tag() -> RemoteTag:
-    """A tag no earlier run used (the lab keeps finished jobs for an hour)."""
-    return RemoteTag(f"t{uuid.uuid4().hex[:12]}", 1, 1)
-
-
-def submission(workdir: Path, script: bytes, **request: Any) -> RemoteSubmission:
-    request.setdefault("mem_per_node_mb", 500)
-    return RemoteSubmission(
-        tag=new_tag(),
-        request=JobRequest(
-            script=script, chdir=str(workdir), output=str(workdir / "out-%j.txt"), **request
-        ),
-    )
+def submission(workdir: Path, script: bytes, **fields: Any) -> RemoteSubmission:
+    """A job of a fresh tag (the lab keeps finished jobs for an hour) run in `workdir`, its
+    output in out-<job id>.txt there, with 500 MB; any request field may be given."""
+    defaults = {
+        "chdir": str(workdir),
+        "output": str(workdir / "out-%j.txt"),
+        "mem_per_node_mb": 500,
+    }
+    return submissions.submission(tag=fresh_tag(), script=script, **{**defaults, **fields})
 
 
 def run(pool: SlurmPool, scenario: Callable[[SlurmPool], Awaitable[T]]) -> T:
@@ -50,21 +48,6 @@ def run(pool: SlurmPool, scenario: Callable[[SlurmPool], Awaitable[T]]) -> T:
             await pool.close()
 
     return asyncio.run(main())
-
-
-async def wait_state(
-    pool: SlurmPool, remote_id: str, states: Collection[AttemptState], timeout: float = 60.0
-) -> RemoteJob:
-    """Poll until the job is in one of `states`; fail with its last state at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last = None
-    while True:
-        last = (await pool.poll([remote_id])).get(remote_id)
-        if last is not None and last.state in states:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"job {remote_id} not in {sorted(states)}: {last}")
-        await asyncio.sleep(0.3)
 
 
 def slurm(lab: Any, cluster: str, *argv: str) -> str:
@@ -324,16 +307,13 @@ def test_metacharacters_arrive_verbatim(
     for marker in [*PWNED, *relative]:
         marker.unlink(missing_ok=True)
     value = "v; touch /tmp/pwned3 `touch /tmp/pwned3` $(touch /tmp/pwned3) 'q' \"dq\""
-    sub = RemoteSubmission(
-        tag=new_tag(),
-        request=JobRequest(
-            script=b'#!/bin/bash\nprintf "%s" "$SFED_TEST_VALUE" > value.txt\n',
-            job_name=name,
-            chdir=str(chdir),
-            output=str(chdir / "out.txt"),
-            mem_per_node_mb=500,
-            environment={"SFED_TEST_VALUE": value},
-        ),
+    sub = submission(
+        workdir,
+        b'#!/bin/bash\nprintf "%s" "$SFED_TEST_VALUE" > value.txt\n',
+        job_name=name,
+        chdir=str(chdir),
+        output=str(chdir / "out.txt"),
+        environment={"SFED_TEST_VALUE": value},
     )
 
     async def scenario(pool: SlurmPool) -> RemoteJob:
@@ -439,7 +419,7 @@ def test_ssh_reconnects_after_a_dropped_connection(
         lambda pool: pool.poll(["1"]),
         lambda pool: pool.find(RemoteTag("x", 1, 1)),
         lambda pool: pool.cancel("1"),
-        lambda pool: pool.submit(RemoteSubmission(new_tag(), JobRequest(script=b"#!/bin/sh\n"))),
+        lambda pool: pool.submit(submissions.submission(tag=fresh_tag(), script=b"#!/bin/sh\n")),
     ],
     ids=["snapshot", "poll", "find", "cancel", "submit"],
 )
