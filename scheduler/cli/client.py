@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from scheduler import identity
+from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 
 __all__ = [
@@ -132,26 +133,27 @@ class ClientError(Exception):
 
 class _Stub:
     """Gives every unary call a deadline (streams follow a job to its end and get none) and a
-    fresh MUNGE credential on the calls that need one (munged refuses replays)."""
+    fresh MUNGE credential bound to that very call: its payload is the digest of the method
+    and the request (munged refuses replays; sfedd refuses a credential for another call)."""
 
-    # Calls that change something or read a job's output prove the caller.
-    PROVEN = frozenset({"SubmitJob", "CancelJob", "DrainPool", "ResumePool", "StreamOutput"})
-
-    def __init__(self, stub: Any, timeout: float) -> None:
+    def __init__(self, stub: Any, service: str, timeout: float) -> None:
         self._stub, self._timeout = stub, timeout
+        self._methods = pb.DESCRIPTOR.services_by_name[service].methods_by_name
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._stub, name)
+        full_name = self._methods[name].full_name
         streaming = name in ("WatchJob", "StreamOutput")
 
         def call(request: Any) -> Any:
-            metadata = None
-            if name in self.PROVEN:
-                try:
-                    metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
-                except identity.IdentityError as exc:
-                    raise ClientError(f"cannot prove who you are: {exc}") from None
+            try:
+                credential = identity.encode_for(
+                    full_name, request.SerializeToString(deterministic=True)
+                )
+            except identity.IdentityError as exc:
+                raise ClientError(f"cannot prove who you are: {exc}") from None
             timeout = None if streaming else self._timeout
+            metadata = [(identity.CREDENTIAL_METADATA, credential)]
             return method(request, timeout=timeout, metadata=metadata)
 
         return call
@@ -163,8 +165,8 @@ class Client:
     def __init__(self, address: str, *, timeout: float = 30.0) -> None:
         self.address = address
         self.channel = grpc.insecure_channel(address)
-        self.federation: Any = _Stub(pb_grpc.FederationStub(self.channel), timeout)
-        self.admin: Any = _Stub(pb_grpc.AdminStub(self.channel), timeout)
+        self.federation: Any = _Stub(pb_grpc.FederationStub(self.channel), "Federation", timeout)
+        self.admin: Any = _Stub(pb_grpc.AdminStub(self.channel), "Admin", timeout)
 
     def close(self) -> None:
         self.channel.close()
