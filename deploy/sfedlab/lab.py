@@ -287,9 +287,11 @@ class Lab:
 
     def pin(self, log: Log = quiet) -> None:
         """Keep the lab up after test sessions end, and leave its sfedd's address in the
-        client config (what `deploy/lab up` and `make demo` do)."""
-        self._sessions.clear_started()
-        self._leave_client_conf(log)
+        client config (what `deploy/lab up` and `make demo` do; `up` already left it unless a
+        session had started the lab)."""
+        if self._sessions.started:
+            self._sessions.clear_started()
+            self._leave_client_conf(log)
 
     @contextlib.contextmanager
     def session(self, log: Log = quiet) -> Iterator[Lab]:
