@@ -280,6 +280,7 @@ class RemoteSubmission:
     request: JobRequest
     environment: Mapping[str, str] = field(default_factory=dict)  # SFED_* vars, added to request's
     run_as: str | None = None  # the job's owner, when the pool runs jobs as their owners
+    owner: str = ""  # the federation job's owner, whatever account the pool runs it as
 
 
 @dataclass(frozen=True, slots=True)

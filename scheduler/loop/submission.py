@@ -48,4 +48,5 @@ def remote_submission(
         request=mapped,
         environment=sfed_environment(job, attempt, pool.name, federation, paths),
         run_as=job.user if pool.runs_as_owner() else None,
+        owner=job.user,
     )

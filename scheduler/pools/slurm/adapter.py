@@ -50,7 +50,7 @@ from scheduler.domain import (
 from scheduler.pathmap import PathMap
 from scheduler.pools.base import PoolError, PoolUnreachable
 from scheduler.pools.slurm import commands, parse
-from scheduler.pools.slurm.outputs import remote_output_paths, spool_paths
+from scheduler.pools.slurm.outputs import remote_output_paths, spool_dir_of, spool_paths
 from scheduler.pools.slurm.transport import CommandResult, Transport
 
 __all__ = ["SlurmPool"]
@@ -183,19 +183,28 @@ class SlurmPool:
             path_map=self.path_map,
         )
 
-    def _spooled(self, submission: RemoteSubmission) -> RemoteSubmission:
-        """A job that names no output file writes it to the spool, where sfedd reads it."""
+    def _spooled(self, submission: RemoteSubmission) -> tuple[RemoteSubmission, str]:
+        """A job that names no output file writes it to its owner's spool directory, where
+        sfedd reads it; and that directory, to be made before sbatch ("" for none)."""
         request = submission.request
         if request.output is not None or not self.spool_dir:
-            return submission
-        tag = submission.tag
-        spooled = spool_paths(self.spool_dir, tag.federation, tag.job_id, tag.attempt)
+            return submission, ""
+        if not commands.USER_NAME.fullmatch(submission.owner):
+            raise ValueError(f"not a user name: {submission.owner!r}")
+        tag = submission.tag  # named as output_paths names it, by this pool's federation
+        spooled = spool_paths(
+            self.spool_dir, submission.owner, self.federation, tag.job_id, tag.attempt
+        )
         error = spooled.stderr if request.separate_error else request.error
-        return replace(submission, request=replace(request, output=spooled.stdout, error=error))
+        mapped = replace(request, output=spooled.stdout, error=error)
+        return replace(submission, request=mapped), spool_dir_of(self.spool_dir, submission.owner)
 
     async def submit(self, submission: RemoteSubmission) -> str:
-        submission = self._spooled(submission)
         tag = submission.tag.render()
+        try:
+            submission, spool = self._spooled(submission)
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
         env, dropped = commands.job_environment(submission)
         if dropped:
             self._log.warning("slurm.env_dropped", tag=tag, names=dropped)
@@ -204,10 +213,10 @@ class SlurmPool:
         except ValueError as exc:
             raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
         environment = commands.export_file(env)
-        result = await self._run(
-            commands.submit_argv(argv, environment),
-            stdin=environment + submission.request.script,
+        wrapped = commands.submit_argv(
+            argv, environment, spool_dir=spool, owner=submission.run_as or ""
         )
+        result = await self._run(wrapped, stdin=environment + submission.request.script)
         if not result.ok:
             stderr = result.stderr_text()
             if parse.is_unreachable_message(stderr):

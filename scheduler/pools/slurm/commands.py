@@ -34,6 +34,7 @@ __all__ = [
     "SQUEUE_FIELDS",
     "SQUEUE_MARKER",
     "SQUEUE_UNSET_VARIABLES",
+    "USER_NAME",
     "check_job_id",
     "check_read_request",
     "export_file",
@@ -49,6 +50,8 @@ __all__ = [
 
 #: A Slurm job id as sbatch --parsable prints it, or an array task (`123_4`).
 JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
+#: A POSIX user name (as useradd takes it): safe as an argument and as a path component.
+USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?", re.IGNORECASE)
 
 #: Variables that steer the sbatch client (or the dynamic loader running it) rather than the
 #: job: passed through, they would let a job's environment pick another cluster or account,
@@ -111,7 +114,7 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
     argv.append("--requeue" if request.requeue else "--no-requeue")
     if submission.run_as is not None:
         # Slurm lets root (or SlurmUser) submit as another user; the job then runs as them.
-        if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}\$?", submission.run_as, re.IGNORECASE):
+        if not USER_NAME.fullmatch(submission.run_as):
             raise ValueError(f"not a user name: {submission.run_as!r}")
         argv.append(f"--uid={submission.run_as}")
     argv.append("--export=ALL")
@@ -121,14 +124,20 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
     return argv
 
 
-# Runs on the pool (POSIX sh, GNU head, mktemp): the first $1 bytes of stdin are the job's
-# environment, written to a private temporary file that sbatch reads with --export-file; the
-# rest of stdin, the script, stays sbatch's stdin. The file is removed whatever happens.
+# Runs on the pool (POSIX sh, GNU env and head, mktemp): the first $1 bytes of stdin are the
+# job's environment, written after sbatch's own (as --export=ALL would pass it; the later
+# entry of a name wins) to a private temporary file that sbatch reads with --export-file
+# (which replaces, not adds to, what --export=ALL exports); the rest of stdin, the script,
+# stays sbatch's stdin. The file is removed whatever happens.
+# $2, when given, is a spool directory to make first (mode 0700), owned by user $3 if given.
 _SUBMIT_WRAPPER = (
     'f=$(mktemp "${TMPDIR:-/tmp}/sfed-env.XXXXXX") || exit 125; '
     "trap 'rm -f \"$f\"' EXIT; "
-    'head -c "$1" > "$f" || exit 125; '
-    'shift; "$@" --export-file="$f"'
+    '{ env -0 && head -c "$1"; } > "$f" || exit 125; '
+    'if [ -n "$2" ]; then '
+    'mkdir -p -m 0700 "$2" && chmod 0700 "$2" && { [ -z "$3" ] || chown "$3": "$2"; } '
+    '|| { echo "sbatch: error: cannot prepare the spool directory $2" >&2; exit 125; }; fi; '
+    'shift 3; "$@" --export-file="$f"'
 )
 
 
@@ -137,10 +146,24 @@ def export_file(env: dict[str, str]) -> bytes:
     return b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0" for k, v in env.items())
 
 
-def submit_argv(sbatch: list[str], environment: bytes) -> list[str]:
+def submit_argv(
+    sbatch: list[str], environment: bytes, *, spool_dir: str = "", owner: str = ""
+) -> list[str]:
     """`sbatch` run through the wrapper that takes its `environment` (an `export_file`) from
-    the head of stdin; stdin must be the environment, then the script."""
-    return ["/bin/sh", "-c", _SUBMIT_WRAPPER, "sfed-submit", str(len(environment)), *sbatch]
+    the head of stdin, after making `spool_dir` (0700, `owner`'s when given); stdin must be
+    the environment, then the script."""
+    if owner and not USER_NAME.fullmatch(owner):
+        raise ValueError(f"not a user name: {owner!r}")
+    return [
+        "/bin/sh",
+        "-c",
+        _SUBMIT_WRAPPER,
+        "sfed-submit",
+        str(len(environment)),
+        spool_dir,
+        owner,
+        *sbatch,
+    ]
 
 
 def sinfo_argv() -> list[str]:

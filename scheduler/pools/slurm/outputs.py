@@ -8,7 +8,7 @@ from scheduler.domain import Job, OutputPaths
 from scheduler.pathmap import PathMap
 from scheduler.sbatch_options import expand_filename_pattern
 
-__all__ = ["remote_output_paths", "spool_paths"]
+__all__ = ["remote_output_paths", "spool_dir_of", "spool_paths"]
 
 
 def _expand(pattern: str, job: Job, remote_id: str | None) -> str | None:
@@ -40,7 +40,7 @@ def remote_output_paths(
             path = posixpath.join(chdir, path) if chdir else None
         return path
 
-    spooled = spool_paths(spool_dir, federation, job.id, attempt) if spool_dir else None
+    spooled = spool_paths(spool_dir, job.user, federation, job.id, attempt) if spool_dir else None
     if request.output is None and spooled:
         stdout: str | None = spooled.stdout
     elif request.output is None:
@@ -54,7 +54,15 @@ def remote_output_paths(
     return OutputPaths(stdout=stdout, stderr=stderr)
 
 
-def spool_paths(spool_dir: str, federation: str, job_id: int, attempt: int) -> OutputPaths:
-    """sfedd's own names for an attempt's output in the pool's spool directory."""
-    stem = f"{spool_dir.rstrip('/')}/{federation}-{job_id}-{attempt}"
+def spool_dir_of(spool_dir: str, owner: str) -> str:
+    """The owner's own directory in the pool's spool (mode 0700, the owner's): no other user
+    of the pool can read what a job spooled there."""
+    return f"{spool_dir.rstrip('/')}/{owner}"
+
+
+def spool_paths(
+    spool_dir: str, owner: str, federation: str, job_id: int, attempt: int
+) -> OutputPaths:
+    """sfedd's own names for an attempt's output in its owner's spool directory."""
+    stem = f"{spool_dir_of(spool_dir, owner)}/{federation}-{job_id}-{attempt}"
     return OutputPaths(stdout=f"{stem}.out", stderr=f"{stem}.err")

@@ -51,6 +51,8 @@ class Call:
     env: dict[str, str]
     unset: list[str]
     timeout: float
+    spool: str = ""  # a submission's spool directory, made by the wrapper
+    owner: str = ""  # and its owner
 
 
 @dataclass
@@ -74,8 +76,11 @@ class ScriptedTransport:
         unset: Collection[str] = (),
         timeout: float = 30.0,
     ) -> CommandResult:
-        self.calls.append(Call(list(argv), stdin, dict(env or {}), list(unset), timeout))
-        reply = self.replies[argv[0]].pop(0)
+        call = Call(list(argv), stdin, dict(env or {}), list(unset), timeout)
+        if argv[0] == "/bin/sh" and argv[3:4] == ["sfed-submit"]:
+            call = unwrap_submit(call)
+        self.calls.append(call)
+        reply = self.replies[call.argv[0]].pop(0)
         if isinstance(reply, Exception):
             raise reply
         if argv[0] == "squeue":
@@ -85,6 +90,17 @@ class ScriptedTransport:
 
     async def close(self) -> None:
         self.closed += 1
+
+
+def unwrap_submit(call: Call) -> Call:
+    """The sbatch call inside commands.submit_argv's wrapper: its own argv, the script as
+    stdin, and the variables of the --export-file the wrapper stages, as env."""
+    size, spool, owner, *sbatch = call.argv[4:]
+    assert call.stdin is not None
+    staged, script = call.stdin[: int(size)], call.stdin[int(size) :]
+    assert staged.endswith(b"\0") or not staged
+    env = dict(entry.decode().split("=", 1) for entry in staged.split(b"\0")[:-1])
+    return Call(sbatch, script, env, call.unset, call.timeout, spool, owner)
 
 
 def pool_with(**replies: Reply | list[Reply]) -> tuple[SlurmPool, ScriptedTransport]:
@@ -199,7 +215,7 @@ def test_submit_argv_carries_tag_name_and_partition() -> None:
 
 
 def test_submit_passes_environment_through_env() -> None:
-    """Job variables go through the transport's env, minus those that steer sbatch."""
+    """Job variables reach sbatch's --export-file, minus those that steer sbatch."""
     pool, transport = pool_with(sbatch=ok("1\n"))
     with capture_logs() as logs:
         run(lambda: pool.submit(SUBMISSION))

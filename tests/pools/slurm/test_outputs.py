@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from scheduler.domain import Job, JobRequest, JobState, OutputPaths
-from scheduler.pools.slurm.outputs import remote_output_paths
 from scheduler.pathmap import PathMap
+from scheduler.pools.slurm.outputs import remote_output_paths
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 JOB = Job(7, "alice", JobRequest(script=b"#!/bin/sh\n", job_name="train", chdir="/shared/run"),
@@ -24,8 +24,8 @@ def paths(spool: str | None = "/var/spool/sfed", **request: object) -> OutputPat
 
 
 def test_no_output_goes_to_the_spool() -> None:
-    """A job naming no output file writes it in the pool's spool under sfedd's name."""
-    assert paths() == OutputPaths("/var/spool/sfed/lab-7-2.out", None)
+    """A job naming no output file writes it in its owner's spool directory, under sfedd's name."""
+    assert paths() == OutputPaths("/var/spool/sfed/alice/lab-7-2.out", None)
 
 
 def test_no_output_and_no_spool_is_sbatch_default() -> None:
@@ -56,5 +56,5 @@ def test_separate_error_file() -> None:
 def test_separate_error_goes_to_its_own_spool_file() -> None:
     """A job asking stderr apart, with no path, gets a .err file beside the spooled .out."""
     assert paths(separate_error=True) == OutputPaths(
-        "/var/spool/sfed/lab-7-2.out", "/var/spool/sfed/lab-7-2.err"
+        "/var/spool/sfed/alice/lab-7-2.out", "/var/spool/sfed/alice/lab-7-2.err"
     )
