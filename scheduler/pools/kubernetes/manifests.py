@@ -9,7 +9,8 @@ One attempt of a job on N nodes with G GPUs each becomes:
   `<name>-<index>.<name>`, with a DNS search path so that the short `<name>-<index>` of
   SLURM_JOB_NODELIST resolves too;
 - a ConfigMap holding the batch script (binaryData: byte for byte) and the in-pod runtime
-  (runtime/sfed_pod.py and the `srun` and `scontrol` shims), mounted read-only at /sfed;
+  (runtime/: sfed_pod.py, the modules it imports, and the `srun` and `scontrol` shims), mounted
+  read-only at /sfed;
 - a Secret holding the job's own environment (the login environment sbatch exports, which may
   carry API keys: readers of ConfigMaps and pod specs, such as the `view` role, must not see
   it) and the per-job token that the runtime's agents require, mounted at /sfed-secret.
@@ -52,7 +53,23 @@ RUNTIME_DIR = "/sfed"
 SECRET_DIR = "/sfed-secret"
 CONFIGMAP_LIMIT = 1024 * 1024  # the API server refuses larger ConfigMaps
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # what a pod's env accepts
-_RUNTIME = ("sfed_pod.py", "srun", "scontrol")
+_RUNTIME_ENTRY = "sfed_pod.py"  # what the container runs; it imports the modules next to it
+_RUNTIME_MODULES = (
+    "agent.py",
+    "batch.py",
+    "config.py",
+    "hostlist.py",
+    "output.py",
+    "procs.py",
+    "roles.py",
+    "scontrol.py",
+    "srun.py",
+    "srun_layout.py",
+    "srun_options.py",
+    "wire.py",
+)
+_RUNTIME_SHIMS = ("srun", "scontrol")  # in bin/, first on the batch script's PATH
+_RUNTIME = (_RUNTIME_ENTRY, *_RUNTIME_MODULES, *_RUNTIME_SHIMS)
 # The login node's own settings: inside the image they would break it (PATH, LD_*) or lie.
 _HOST_ONLY = re.compile(
     r"^(PATH|HOME|HOSTNAME|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|MAIL|TMPDIR|DISPLAY|TERM|_"
@@ -85,6 +102,16 @@ def runtime_files() -> dict[str, str]:
     """The in-pod runtime, as shipped in the package (scheduler/pools/kubernetes/runtime)."""
     root = resources.files("scheduler.pools.kubernetes").joinpath("runtime")
     return {name: root.joinpath(name).read_text(encoding="utf-8") for name in _RUNTIME}
+
+
+def _runtime_items() -> list[dict[str, Any]]:
+    """Where the runtime's files land in RUNTIME_DIR: the modules side by side (a ConfigMap key
+    holds no directory), the shims in bin/."""
+    return [
+        {"key": _RUNTIME_ENTRY, "path": _RUNTIME_ENTRY, "mode": 0o555},
+        *({"key": name, "path": name} for name in _RUNTIME_MODULES),
+        *({"key": name, "path": f"bin/{name}", "mode": 0o555} for name in _RUNTIME_SHIMS),
+    ]
 
 
 def _labels(name: str, submission: RemoteSubmission) -> dict[str, str]:
@@ -229,12 +256,7 @@ def _pod_spec(
             "configMap": {
                 "name": name,
                 "defaultMode": 0o444,
-                "items": [
-                    {"key": "sfed_pod.py", "path": "sfed_pod.py", "mode": 0o555},
-                    {"key": "srun", "path": "bin/srun", "mode": 0o555},
-                    {"key": "scontrol", "path": "bin/scontrol", "mode": 0o555},
-                    {"key": "script", "path": "script"},
-                ],
+                "items": [*_runtime_items(), {"key": "script", "path": "script"}],
             },
         },
         {

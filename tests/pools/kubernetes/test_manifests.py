@@ -7,6 +7,7 @@ import json
 import pwd
 import re
 from functools import partial
+from importlib import resources
 from typing import Any
 
 import kubernetes_validate
@@ -18,7 +19,9 @@ from scheduler.pools.kubernetes import manifests, names
 from tests.fixtures import submissions
 
 KUBERNETES_VERSION = "1.37"  # the schemas the manifests must satisfy (kubernetes-validate)
-RUNTIME = {"sfed_pod.py": "print('runtime')\n", "srun": "#!srun\n", "scontrol": "#!scontrol\n"}
+# Stand-ins for the runtime's files (sfed_pod.py, its modules, the srun and scontrol shims).
+RUNTIME = {name: f"# {name}\n" for name in manifests.runtime_files()}
+RUNTIME["sfed_pod.py"] = "print('runtime')\n"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -306,9 +309,11 @@ def test_owned_by_points_at_the_job() -> None:
 
 
 def test_runtime_files_ship_with_the_package() -> None:
-    """The in-pod runtime and its shims are package data."""
+    """The in-pod runtime and its shims are package data: every file of runtime/ ships."""
     files = manifests.runtime_files()
-    assert set(files) == {"sfed_pod.py", "srun", "scontrol"}
+    shipped = resources.files("scheduler.pools.kubernetes").joinpath("runtime").iterdir()
+    assert set(files) == {entry.name for entry in shipped if entry.is_file()}
+    assert {"sfed_pod.py", "srun", "scontrol"} <= set(files)
     assert files["srun"].startswith("#!")
 
 

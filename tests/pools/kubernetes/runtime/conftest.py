@@ -2,6 +2,7 @@
 
 All pods share this machine's network namespace, as in the test cluster, and differ only by their
 address (127.0.0.2, 127.0.0.3, ...); each gets an $SFED_DIR laid out like the adapter's ConfigMap.
+The runtime's modules are also imported here, the way sfed_pod.py imports them in a pod.
 """
 
 from __future__ import annotations
@@ -19,32 +20,59 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from scheduler.pools.kubernetes import manifests
 
 RUNTIME = Path(__file__).resolve().parents[4] / "scheduler" / "pools" / "kubernetes" / "runtime"
 NODES = ("127.0.0.2", "127.0.0.3")
 TOKEN = "0123456789abcdef-test-token"
 POD_TIMEOUT_S = 30.0
+SUPPORTED = (
+    "supported: -n/--ntasks, -N/--nodes, --ntasks-per-node, -c/--cpus-per-task, -l/--label, "
+    "-K/--kill-on-bad-exit, -u/--unbuffered, -J/--job-name, --export, --mpi=none"
+)
 
 
-def load_runtime() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sfed_pod", RUNTIME / "sfed_pod.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+def load_runtime(name: str) -> ModuleType:
+    """The runtime's module `name`, imported through sfed_pod.py as in a pod (no package here)."""
     # No __pycache__ next to the ConfigMap's files.
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        spec.loader.exec_module(module)
+        spec = importlib.util.spec_from_file_location("sfed_pod", RUNTIME / "sfed_pod.py")
+        assert spec is not None and spec.loader is not None
+        entry = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(entry)
+        module: ModuleType = entry.runtime_module(name)
     finally:
         sys.dont_write_bytecode = saved
     return module
 
 
-@pytest.fixture(scope="session")
-def sfed_pod() -> ModuleType:
-    """The runtime module, imported from its file (it is no package)."""
-    return load_runtime()
+def _runtime_fixture(name: str) -> Any:
+    """A session fixture called `name`: the runtime's module of that name."""
+    return pytest.fixture(scope="session", name=name)(lambda: load_runtime(name))
+
+
+hostlist = _runtime_fixture("hostlist")
+config = _runtime_fixture("config")
+wire = _runtime_fixture("wire")
+srun_options = _runtime_fixture("srun_options")
+srun_layout = _runtime_fixture("srun_layout")
+
+
+def run_shim(shim: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs the `srun` or `scontrol` shim from the source tree with `env` (plus a PATH)."""
+    return subprocess.run(
+        [sys.executable, str(RUNTIME / shim), *args],
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
 
 
 def free_port(nodes: tuple[str, ...] = NODES) -> int:
@@ -125,11 +153,16 @@ class Pod:
 
 @dataclass
 class Job:
-    """N pods of one Indexed Job on loopback addresses, started on demand."""
+    """N pods of one Indexed Job on loopback addresses, started on demand.
+
+    With `symlinks`, the runtime's files are links into a timestamped directory behind `..data`,
+    as the kubelet mounts a ConfigMap; otherwise plain files.
+    """
 
     root: Path
     python: str
     nodes: tuple[str, ...] = NODES
+    symlinks: bool = False
     port: int = 0
     pods: list[Pod] = field(default_factory=list)
 
@@ -137,20 +170,28 @@ class Job:
         self.port = self.port or free_port(self.nodes)
         self.sfed_dir = self.root / "sfed"
         self.workdir = self.root / "work"
-        bin_dir = self.sfed_dir / "bin"
-        bin_dir.mkdir(parents=True)
+        self.sfed_dir.mkdir()
         self.workdir.mkdir()
-        shutil.copy(RUNTIME / "sfed_pod.py", self.sfed_dir / "sfed_pod.py")
-        for shim in ("srun", "scontrol"):
-            shutil.copy(RUNTIME / shim, bin_dir / shim)
-            (bin_dir / shim).chmod(0o555)
-        (self.sfed_dir / "sfed_pod.py").chmod(0o555)
+        self._install_runtime()
         (self.sfed_dir / "token").write_text(TOKEN + "\n")
         # The image's python3: the shims' "#!/usr/bin/env python3" must find the chosen one.
         self.image_bin = self.root / "image-bin"
         self.image_bin.mkdir()
         (self.image_bin / "python3").symlink_to(self.python)
         self.write_script(b"#!/bin/sh\ntrue\n")
+
+    def _install_runtime(self) -> None:
+        """The files the ConfigMap ships: modules side by side, the shims in bin/."""
+        data = self.sfed_dir / "..2024_01_01_00_00_00.000000000" if self.symlinks else self.sfed_dir
+        (data / "bin").mkdir(parents=True)
+        for name, text in manifests.runtime_files().items():
+            path = data / name if name.endswith(".py") else data / "bin" / name
+            path.write_text(text)
+            path.chmod(0o555 if name in ("sfed_pod.py", "srun", "scontrol") else 0o444)
+        if self.symlinks:
+            (self.sfed_dir / "..data").symlink_to(data.name)
+            for entry in data.iterdir():
+                (self.sfed_dir / entry.name).symlink_to(Path("..data") / entry.name)
 
     def write_script(self, script: str | bytes) -> None:
         data = script.encode() if isinstance(script, str) else script
@@ -220,10 +261,12 @@ def make_job(tmp_path: Path) -> Iterator[Callable[..., Job]]:
     """Builds jobs (optionally with another python3 or other node addresses); stops them."""
     jobs: list[Job] = []
 
-    def build(python: str | None = None, nodes: tuple[str, ...] = NODES) -> Job:
+    def build(
+        python: str | None = None, nodes: tuple[str, ...] = NODES, symlinks: bool = False
+    ) -> Job:
         root = tmp_path / f"job{len(jobs)}"
         root.mkdir()
-        job = Job(root, python or os.path.realpath(sys.executable), nodes)
+        job = Job(root, python or os.path.realpath(sys.executable), nodes, symlinks)
         jobs.append(job)
         return job
 
