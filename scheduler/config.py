@@ -5,6 +5,7 @@ Unknown keys and bad values are rejected with the key named ("pools.1.transport:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "ServerConfig",
     "SlurmPoolConfig",
     "StoreConfig",
+    "TLSConfig",
     "Toleration",
     "load_config",
     "parse_config",
@@ -56,6 +58,15 @@ def _valid_name(v: str) -> str:
 
 # Federation and pool names appear in remote tags, logs and CLI tables.
 Name = Annotated[str, AfterValidator(_valid_name)]
+
+
+def _readable_file(v: str | None) -> str | None:
+    if v is not None and not Path(v).is_file():
+        raise ValueError(f"no such file: {v}")
+    return v
+
+
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 
 
 class ConfigError(Exception):
@@ -92,9 +103,38 @@ class StoreConfig(_Strict):
         return v
 
 
+class TLSConfig(_Strict):
+    """TLS on the TCP listener: the server's certificate, and optionally client certificates
+    (mTLS) that prove a user for services that have no MUNGE."""
+
+    cert: ReadableFile  # PEM, the server's certificate chain
+    key: ReadableFile  # PEM, its private key
+    client_ca: ReadableFile | None = None  # PEM: client certificates signed by it are accepted
+    # A verified client certificate's common name -> the user it proves.
+    client_users: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _users_need_a_ca(self) -> TLSConfig:
+        if self.client_users and self.client_ca is None:
+            raise ValueError("client_users needs client_ca (the CA that signs their certificates)")
+        return self
+
+
+def _loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ServerConfig(_Strict):
     socket: str | None = "/run/sfed/sfed.sock"
     tcp: str | None = None  # "host:port"
+    tls: TLSConfig | None = None  # required with tcp, unless tcp_plaintext on loopback
+    tcp_plaintext: bool = False  # plaintext TCP: only on a loopback address
     admins: tuple[str, ...] = ("root",)
     # As Slurm's PrivateData: "jobs" hides other users' jobs from everyone but admins.
     private_data: tuple[Literal["jobs"], ...] = ()
@@ -113,6 +153,16 @@ class ServerConfig(_Strict):
     def _some_listener(self) -> ServerConfig:
         if not self.socket and not self.tcp:
             raise ValueError("set socket, tcp or both")
+        if self.tcp and self.tls is None and not self.tcp_plaintext:
+            raise ValueError(
+                "tcp needs a [server.tls] table (cert, key): credentials and job environments "
+                "must not cross the network in the clear (or tcp_plaintext = true on loopback)"
+            )
+        if self.tcp_plaintext:
+            if self.tls is not None or not self.tcp:
+                raise ValueError("tcp_plaintext goes with tcp and without tls")
+            if not _loopback(self.tcp.rpartition(":")[0]):
+                raise ValueError("tcp_plaintext is allowed on a loopback address only")
         return self
 
 
@@ -131,15 +181,8 @@ class SSHConfig(_Strict):
     host: str
     port: Annotated[int, Field(gt=0, lt=65536)] = 22
     user: str
-    key: str  # private key file
-    known_hosts: str  # host keys are always verified
-
-    @field_validator("key", "known_hosts")
-    @classmethod
-    def _exists(cls, v: str) -> str:
-        if not Path(v).is_file():
-            raise ValueError(f"no such file: {v}")
-        return v
+    key: ReadableFile  # private key file
+    known_hosts: ReadableFile  # host keys are always verified
 
 
 PathTarget = TypeVar("PathTarget")
@@ -310,7 +353,7 @@ class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
     """
 
     kind: Literal["kubernetes"]
-    kubeconfig: str | None = None  # None: the in-cluster service account (sfedd in a pod)
+    kubeconfig: ReadableFile | None = None  # None: the in-cluster service account (sfedd in a pod)
     context: str | None = None  # a context of the kubeconfig; None: its current context
     namespace: DNSLabel = "default"
     node_selector: dict[str, str] = Field(default_factory=dict)  # the node pool's labels
@@ -343,13 +386,6 @@ class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
         if self.run_as_owner and (self.run_as_user is not None or self.run_as_group is not None):
             raise ValueError("run_as_owner and run_as_user/run_as_group exclude each other")
         return self
-
-    @field_validator("kubeconfig")
-    @classmethod
-    def _kubeconfig(cls, v: str | None) -> str | None:
-        if v is not None and not Path(v).is_file():
-            raise ValueError(f"no such file: {v}")
-        return v
 
     @field_validator("image")
     @classmethod

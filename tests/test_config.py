@@ -146,3 +146,42 @@ def test_bad_kubernetes_pool_settings_are_named(override: dict[str, object], mes
         del data["pools"][0]["image"]  # type: ignore[index]
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
+
+
+def test_tcp_needs_tls() -> None:
+    """A TCP listener without TLS is refused: credentials must not cross in the clear."""
+    with pytest.raises(ConfigError, match=r"server: .*tcp needs a \[server.tls\] table"):
+        parse_config({"server": {"tcp": "0.0.0.0:6817"}})
+
+
+def test_tcp_plaintext_only_on_loopback() -> None:
+    """tcp_plaintext is refused on a non-loopback address and accepted on 127.0.0.1."""
+    with pytest.raises(ConfigError, match="tcp_plaintext is allowed on a loopback address only"):
+        parse_config({"server": {"tcp": "10.0.0.5:6817", "tcp_plaintext": True}})
+    config = parse_config({"server": {"tcp": "127.0.0.1:6817", "tcp_plaintext": True}})
+    assert config.server.tcp_plaintext
+
+
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    """server.tls names files that exist, each key named."""
+    with pytest.raises(
+        ConfigError,
+        match=r"server.tls.cert: Value error, no such file|server\.tls\.cert: no such file",
+    ):
+        parse_config({"server": {"tcp": "h:1", "tls": {"cert": "/nope", "key": "/nope"}}})
+
+
+def test_client_users_need_a_client_ca(tmp_path: Path) -> None:
+    """client_users without client_ca is refused."""
+    pem = tmp_path / "x.pem"
+    pem.write_text("x")
+    tls = {"cert": str(pem), "key": str(pem), "client_users": {"door": "slurm"}}
+    with pytest.raises(ConfigError, match="client_users needs client_ca"):
+        parse_config({"server": {"tcp": "h:1", "tls": tls}})
+
+
+def test_private_data_takes_only_jobs() -> None:
+    """private_data accepts "jobs" (as Slurm's PrivateData) and refuses unknown words."""
+    assert parse_config({"server": {"private_data": ["jobs"]}}).server.private_data == ("jobs",)
+    with pytest.raises(ConfigError, match=r"server.private_data.0"):
+        parse_config({"server": {"private_data": ["accounts"]}})

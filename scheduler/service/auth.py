@@ -1,14 +1,19 @@
-"""The caller of an RPC, proven by a MUNGE credential bound to that very call.
+"""The caller of an RPC, proven by a MUNGE credential bound to that very call, or by a
+client certificate.
 
-Every RPC needs one: a credential in the call's metadata whose signed payload is the digest of
-the method and the request (`identity.call_digest`). munged refuses a credential decoded
-before (no replay), and a credential issued for another call does not match its digest.
+Every RPC needs a proof: a credential in the call's metadata whose signed payload is the
+digest of the method and the request (`identity.call_digest`) — munged refuses a credential
+decoded before (no replay), and a credential issued for another call does not match its
+digest — or, on TLS TCP with a client CA, a verified client certificate whose common name
+`server.tls.client_users` maps to a user (mTLS, for services that have no MUNGE).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import pwd
+from collections.abc import Mapping
 from typing import Any, Final
 
 import grpc
@@ -29,10 +34,34 @@ METHODS: Final[dict[str, str]] = {
 }
 
 
-async def authenticate(context: Any, rpc: str, request: Message) -> Caller:
+def _certificate_user(context: Any, client_users: Mapping[str, str]) -> str | None:
+    """The user a verified client certificate proves, if the config maps its common name."""
+    names = dict(context.auth_context() or {}).get("x509_common_name") or ()
+    for name in names:
+        user = client_users.get(name.decode("utf-8", "replace"))
+        if user is not None:
+            return user
+    return None
+
+
+def _caller_named(user: str) -> Caller:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return Caller(uid=-1, gid=-1, user=user)  # a service account sfedd's host lacks
+    return Caller(uid=entry.pw_uid, gid=entry.pw_gid, user=user)
+
+
+async def authenticate(
+    context: Any, rpc: str, request: Message, client_users: Mapping[str, str] | None = None
+) -> Caller:
     """The proven caller, or abort UNAUTHENTICATED naming what is missing or wrong."""
     metadata = dict(context.invocation_metadata() or ())
     credential = metadata.get(identity.CREDENTIAL_METADATA)
+    if not credential and client_users:
+        user = _certificate_user(context, client_users)
+        if user is not None:
+            return _caller_named(user)
     if not credential:
         await abort(
             context,

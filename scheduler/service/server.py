@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from scheduler.config import Config
+from scheduler.config import Config, TLSConfig
 from scheduler.limits import MAX_ENV_BYTES, MAX_SCRIPT_BYTES
 from scheduler.loop import LoopFacade
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
@@ -51,11 +51,25 @@ async def build_server(
     if config.server.tcp:
         addresses.append(config.server.tcp)
     for address in addresses:
-        server.add_insecure_port(address)
+        if address == config.server.tcp and config.server.tls is not None:
+            server.add_secure_port(address, _tls_credentials(config.server.tls))
+        else:  # the Unix socket, or plaintext TCP on loopback (the config allows no other)
+            server.add_insecure_port(address)
     for name in (*SERVICE_NAMES, ""):
         # Serving from the start: the loop, not the API, waits on pools.
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, addresses
+
+
+def _tls_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
+    """The server's certificate; with a client CA, every TCP client must present a
+    certificate it signed (gRPC cannot ask for one without requiring it)."""
+    ca = Path(tls.client_ca).read_bytes() if tls.client_ca else None
+    return grpc.ssl_server_credentials(
+        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
 
 
 class _Unreadable:

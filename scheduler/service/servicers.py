@@ -8,6 +8,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
 from scheduler.config import Config
 from scheduler.domain import TERMINAL_JOB_STATES, Decision, Job, JobState, PoolState
@@ -47,12 +48,21 @@ def _job_id(value: int) -> int:
     return value
 
 
-class FederationServicer(pb_grpc.FederationServicer):
+class _Served:
+    """What both services serve from: the store, the loop's facade, the config."""
+
     def __init__(self, store: Store, loop: LoopFacade, config: Config) -> None:
         self.store, self.loop, self.config = store, loop, config
+        tls = config.server.tls
+        self._client_users = dict(tls.client_users) if tls is not None else {}
 
+    async def _authenticate(self, context: Any, rpc: str, request: Message) -> Caller:
+        return await authenticate(context, rpc, request, self._client_users)
+
+
+class FederationServicer(_Served, pb_grpc.FederationServicer):
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: Any) -> pb.SubmitJobResponse:
-        caller = await authenticate(context, "SubmitJob", request)
+        caller = await self._authenticate(context, "SubmitJob", request)
         await check_claimed_user(context, request.user, caller)
         try:
             if not request.HasField("spec"):
@@ -115,7 +125,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         return convert.job_info(job, await _db(self.store.attempts, job.id), private=private)
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
-        caller = await authenticate(context, "GetJob", request)
+        caller = await self._authenticate(context, "GetJob", request)
         if not request.front_door:
             return await self._info(await self._load(request.job_id, caller, context), caller)
         try:
@@ -132,7 +142,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         return await self._info(job, caller)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
-        caller = await authenticate(context, "ListJobs", request)
+        caller = await self._authenticate(context, "ListJobs", request)
         try:
             states = validate.job_states(request.states)
             size = validate.page_size(request.page_size)
@@ -175,7 +185,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         return page
 
     async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.JobInfo:
-        caller = await authenticate(context, "CancelJob", request)
+        caller = await self._authenticate(context, "CancelJob", request)
         await check_claimed_user(context, request.user, caller)
         user = caller.user
         job_id = (await self._load_own(request.job_id, caller, "cancel it", context)).id
@@ -190,7 +200,7 @@ class FederationServicer(pb_grpc.FederationServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Any
     ) -> AsyncIterator[pb.JobEvent]:
-        caller = await authenticate(context, "WatchJob", request)
+        caller = await self._authenticate(context, "WatchJob", request)
         job_id = request.job_id
         after = request.after_event_id
         while True:
@@ -207,7 +217,7 @@ class FederationServicer(pb_grpc.FederationServicer):
         self, request: pb.StreamOutputRequest, context: Any
     ) -> AsyncIterator[pb.OutputChunk]:
         """Read the current attempt's output file on its pool and follow it to the end."""
-        caller = await authenticate(context, "StreamOutput", request)
+        caller = await self._authenticate(context, "StreamOutput", request)
         offset = request.offset
         while True:
             job = await self._load_own(request.job_id, caller, "read its output", context)
@@ -227,7 +237,7 @@ class FederationServicer(pb_grpc.FederationServicer):
             await self.loop.wait_changed(WATCH_POLL_S)
 
     async def ExplainJob(self, request: pb.ExplainJobRequest, context: Any) -> pb.Explanation:
-        caller = await authenticate(context, "ExplainJob", request)
+        caller = await self._authenticate(context, "ExplainJob", request)
         job = await self._load(request.job_id, caller, context)
         events = await _db(self.store.events, job.id)
         if job.state is JobState.PENDING and job.verdicts:
@@ -279,10 +289,7 @@ def pool_info(status: PoolStatus, record: PoolRecord | None, jobs_active: int) -
     )
 
 
-class AdminServicer(pb_grpc.AdminServicer):
-    def __init__(self, store: Store, loop: LoopFacade, config: Config) -> None:
-        self.store, self.loop, self.config = store, loop, config
-
+class AdminServicer(_Served, pb_grpc.AdminServicer):
     async def _pool_infos(self, names: tuple[str, ...] | None = None) -> list[pb.PoolInfo]:
         records = await _db(self.store.pools)
         counts: dict[str, int] = {}
@@ -296,13 +303,13 @@ class AdminServicer(pb_grpc.AdminServicer):
         ]
 
     async def ListPools(self, request: pb.ListPoolsRequest, context: Any) -> pb.ListPoolsResponse:
-        await authenticate(context, "ListPools", request)
+        await self._authenticate(context, "ListPools", request)
         return pb.ListPoolsResponse(pools=await self._pool_infos())
 
     async def _set_drained(
         self, rpc: str, request: pb.DrainPoolRequest | pb.ResumePoolRequest, context: Any
     ) -> pb.PoolInfo:
-        caller = await authenticate(context, rpc, request)
+        caller = await self._authenticate(context, rpc, request)
         name = request.name
         if isinstance(request, pb.DrainPoolRequest):
             drained, reason = True, request.reason or "drained by admin"

@@ -4,6 +4,7 @@ a real gRPC server on that store with a loop facade that never runs a pass."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -23,9 +24,20 @@ from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service.auth import METHODS
 from scheduler.service.server import build_server
 from scheduler.store import Store
+from tests.service.certs import Certs, make_certs
 from tests.store.conftest import backend, postgres, store, store_url
 
-__all__ = ["Api", "backend", "credential", "postgres", "serve", "store", "store_url"]
+__all__ = [
+    "Api",
+    "backend",
+    "certs",
+    "credential",
+    "postgres",
+    "serve",
+    "store",
+    "store_url",
+    "transport",
+]
 
 
 class StillLoop:
@@ -70,10 +82,15 @@ def credential(user: str, rpc: str, request: Message) -> str:
 
 
 class Api:
-    """Stubs of one in-process server."""
+    """Stubs of one in-process server, over its Unix socket or its TLS TCP port."""
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.address = address
+        self.channel = (
+            grpc.secure_channel(address, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(address)
+        )
         self._stubs = (
             pb_grpc.FederationStub(self.channel),
             pb_grpc.AdminStub(self.channel),
@@ -95,22 +112,64 @@ class Api:
         return self.call(rpc, request, metadata)
 
 
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA, sfedd's certificate for 127.0.0.1 and a client certificate "door-proxy"."""
+    made = make_certs(tmp_path_factory.mktemp("certs"))
+    made.client("door-proxy")
+    return made
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["unix", "tls"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The listener a test's calls go through: the Unix socket or TLS on TCP."""
+    return str(request.param)
+
+
 @pytest.fixture
-def serve(store: Store, tmp_path: Path, lab: Lab) -> Iterator[Callable[..., Api]]:
-    """serve(**server_config) -> an Api on a real gRPC server over `store` (the lab runs munged)."""
+def serve(store: Store, tmp_path: Path, lab: Lab, certs: Certs) -> Iterator[Callable[..., Api]]:
+    """serve(pools, via="unix"|"tls", client_cert=None, **server_config) -> an Api on a real
+    gRPC server over `store` (the lab runs munged). With via="tls" the server listens on
+    TLS TCP; `client_cert` names a client certificate the Api presents."""
     running: list[tuple[asyncio.AbstractEventLoop, Any, threading.Thread, Api]] = []
 
-    def start(pools: tuple[PoolStatus, ...] = (), **server: Any) -> Api:
-        socket = tmp_path / f"sfed-{len(running)}.sock"
-        config = parse_config({"server": {"socket": str(socket), **server}})
+    def start(
+        pools: tuple[PoolStatus, ...] = (),
+        via: str = "unix",
+        client_cert: str | None = None,
+        **server: Any,
+    ) -> Api:
+        socket_path = tmp_path / f"sfed-{len(running)}.sock"
+        settings: dict[str, Any] = {"socket": str(socket_path), **server}
+        if via == "tls":
+            settings["tcp"] = f"127.0.0.1:{_free_port()}"
+            settings.setdefault(
+                "tls", {"cert": str(certs.server_cert), "key": str(certs.server_key)}
+            )
+        config = parse_config({"server": settings})
         loop = asyncio.new_event_loop()
-        grpc_server, (address,) = loop.run_until_complete(
+        grpc_server, addresses = loop.run_until_complete(
             build_server(config, store, StillLoop(pools))
         )
         loop.run_until_complete(grpc_server.start())
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
-        api = Api(address)
+        if via == "tls":
+            pair = certs.client(client_cert) if client_cert else None
+            credentials = grpc.ssl_channel_credentials(
+                certs.ca.read_bytes(),
+                pair[1].read_bytes() if pair else None,
+                pair[0].read_bytes() if pair else None,
+            )
+            api = Api(settings["tcp"], credentials)
+        else:
+            api = Api(addresses[0])
         running.append((loop, grpc_server, thread, api))
         return api
 

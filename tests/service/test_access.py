@@ -22,6 +22,7 @@ from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.service import convert
 from scheduler.store import Store
 from tests.fixtures.jobs import T0
+from tests.service.certs import Certs
 from tests.service.conftest import Api, credential
 
 pytestmark = pytest.mark.lab  # munged comes with the lab
@@ -121,10 +122,13 @@ def owned(store: Store) -> int:
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=str)
-def test_matrix(cell: Cell, serve: Callable[..., Api], store: Store, owned: int) -> None:
-    """Each caller gets exactly its cell's answer; a refused call changes nothing."""
+def test_matrix(
+    cell: Cell, serve: Callable[..., Api], store: Store, owned: int, transport: str
+) -> None:
+    """Each caller gets exactly its cell's answer, on the socket and on TLS; a refused call
+    changes nothing."""
     server = {"private_data": ["jobs"]} if cell.private else {}
-    api = serve((POOL,), **server)
+    api = serve((POOL,), via=transport, **server)
     before = dump(store)
     got = outcome(lambda: api.as_user(cell.user, cell.rpc, requests(owned)[cell.rpc]))
     assert got == cell.expected
@@ -145,10 +149,10 @@ def test_no_credential_is_refused(
 
 @pytest.mark.parametrize("rpc", list(MATRIX))
 def test_replayed_credential_is_refused(
-    rpc: str, serve: Callable[..., Api], store: Store, owned: int
+    rpc: str, serve: Callable[..., Api], store: Store, owned: int, transport: str
 ) -> None:
     """A credential already used once is UNAUTHENTICATED the second time."""
-    api = serve((POOL,))
+    api = serve((POOL,), via=transport)
     request = requests(owned)[rpc]
     metadata = [(identity.CREDENTIAL_METADATA, credential(ADMIN, rpc, request))]
     api.call(rpc, request, metadata)
@@ -159,10 +163,10 @@ def test_replayed_credential_is_refused(
 
 @pytest.mark.parametrize("rpc", list(MATRIX))
 def test_credential_for_another_request_is_refused(
-    rpc: str, serve: Callable[..., Api], store: Store, owned: int
+    rpc: str, serve: Callable[..., Api], store: Store, owned: int, transport: str
 ) -> None:
     """A credential issued for one request does not authorize a different one."""
-    api = serve((POOL,))
+    api = serve((POOL,), via=transport)
     other = store.add_job(ADMIN, JobRequest(script=b"#!/bin/sh\n"), T0).id
     issued_for, sent = requests(other)[rpc], requests(owned)[rpc]
     if issued_for == sent:  # requests that name no job: take another RPC's request
@@ -208,3 +212,57 @@ def test_private_data_hides_other_users_jobs_from_listings(
     assert [j.id for j in other.jobs] == [mine]
     assert list(asked.jobs) == []
     assert sorted(j.id for j in admin.jobs) == sorted([owned, mine])
+
+
+# -- client certificates (mTLS) ------------------------------------------------------------
+
+
+def mtls(certs: Certs, **users: str) -> dict[str, Any]:
+    """server.tls with the test CA as client CA and `users` as client_users."""
+    return {
+        "tls": {
+            "cert": str(certs.server_cert),
+            "key": str(certs.server_key),
+            "client_ca": str(certs.ca),
+            "client_users": users,
+        }
+    }
+
+
+def test_mapped_client_certificate_proves_its_user(
+    serve: Callable[..., Api], certs: Certs, owned: int
+) -> None:
+    """A client certificate whose name client_users maps to the owner acts as the owner."""
+    api = serve(via="tls", client_cert="door-proxy", **mtls(certs, **{"door-proxy": OWNER}))
+    info = api.call("GetJob", pb.GetJobRequest(job_id=owned), None)
+    assert dict(info.spec.environment) == SECRET
+
+
+def test_unmapped_client_certificate_proves_nothing(
+    serve: Callable[..., Api], certs: Certs, owned: int
+) -> None:
+    """A valid client certificate no client_users entry names still needs a credential."""
+    api = serve(via="tls", client_cert="door-proxy", **mtls(certs, other=OWNER))
+    assert outcome(lambda: api.call("GetJob", pb.GetJobRequest(job_id=owned), None)) == UNAUTH
+    info = api.as_user(OTHER, "GetJob", pb.GetJobRequest(job_id=owned))
+    assert dict(info.spec.environment) == {}  # the credential's user, not the certificate's
+
+
+def test_client_ca_requires_a_client_certificate(
+    serve: Callable[..., Api], certs: Certs, owned: int
+) -> None:
+    """With a client CA, a TLS client without a certificate cannot connect."""
+    api = serve(via="tls", **mtls(certs, **{"door-proxy": OWNER}))
+    request = pb.GetJobRequest(job_id=owned)
+    assert outcome(lambda: api.as_user(ADMIN, "GetJob", request)) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_plaintext_client_cannot_talk_to_the_tls_port(
+    serve: Callable[..., Api], owned: int
+) -> None:
+    """A plaintext channel to the TLS port fails: nothing crosses it in the clear."""
+    tls_api = serve(via="tls")
+    plain = Api(tls_api.address)
+    request = pb.GetJobRequest(job_id=owned)
+    assert outcome(lambda: plain.as_user(ADMIN, "GetJob", request)) == grpc.StatusCode.UNAVAILABLE
+    plain.channel.close()
