@@ -186,6 +186,19 @@ local UNSUPPORTED = {
   { "mem_per_tres", "--mem-per-gpu" },
 }
 
+-- Text fields sfedd receives: (field, what the user calls it, the limit that bounds it).
+local TEXT_FIELDS = {
+  { "name", "the job name", "max_job_name" },
+  { "work_dir", "the working directory", "max_path" },
+  { "std_out", "the output path", "max_path" },
+  { "std_err", "the error path", "max_path" },
+}
+-- The header's bounds the shim applies (scheduler/limits.py LIMITS).
+local LIMIT_KEYS = {
+  "max_nodes", "max_tasks", "max_cpus_per_task", "max_gpus_per_node", "max_mem_per_node_mb",
+  "max_time_limit_min", "max_job_name", "max_path",
+}
+
 -- The original request as numbers (nil = unset), or nil and the rejection message.
 local function read_request(job_desc)
   local r = {
@@ -233,7 +246,46 @@ local function read_request(job_desc)
     return nil, "sfed: an unlimited time limit is not accepted on the " .. CONFIG.fed_partition
       .. " partition; give a limit such as --time=1-00:00:00"
   end
+  -- Text the federation carries to another cluster must stay one line of printable text
+  -- (as sfedd's API requires), so a job it would refuse later is refused now.
+  for _, t in ipairs(TEXT_FIELDS) do
+    local v = str(job_desc[t[1]])
+    if v and string.find(v, "[%z\1-\31\127]") then
+      return nil, "sfed: " .. t[2] .. " must not contain control characters"
+    end
+  end
+  r.texts = {}
+  for _, t in ipairs(TEXT_FIELDS) do
+    r.texts[t[1]] = str(job_desc[t[1]])
+  end
   return r
+end
+
+-- The request's bounds, as sfedd publishes them in the capabilities file's header
+-- (scheduler/limits.py): nil when the job is within every bound the header names.
+local function check_limits(limits, r)
+  local function over(value, key, what)
+    local bound = limits[key]
+    if value and bound and value > bound then
+      return string.format("sfed: %s must be at most %d (got %d)", what, bound, value)
+    end
+  end
+  local why = over(r.nodes, "max_nodes", "the node count")
+    or over(r.ntasks, "max_tasks", "the task count")
+    or over(r.cpus_per_task, "max_cpus_per_task", "--cpus-per-task")
+    or over(r.gpus_per_node, "max_gpus_per_node", "GPUs per node")
+    or over(r.mem_per_node_mb, "max_mem_per_node_mb", "--mem (MB)")
+    or over(r.time_limit_min, "max_time_limit_min", "the time limit (minutes)")
+  if why then
+    return why
+  end
+  for _, t in ipairs(TEXT_FIELDS) do
+    local v = r.texts[t[1]]
+    local bound = limits[t[3]]
+    if v and bound and #v > bound then
+      return string.format("sfed: %s must be at most %d characters (got %d)", t[2], bound, #v)
+    end
+  end
 end
 
 local function num(v)
@@ -295,7 +347,12 @@ local function parse_capabilities(text)
         if f.partition ~= CONFIG.fed_partition then
           return nil, "the file is for partition " .. printable(f.partition or "?")
         end
-        header = { generated = tonumber(f.generated) }
+        header = { generated = tonumber(f.generated), limits = {} }
+        for _, k in ipairs(LIMIT_KEYS) do
+          if f[k] and string.match(f[k], "^%d+$") then
+            header.limits[k] = tonumber(f[k])
+          end
+        end
       else
         if f.pool == nil or f.state == nil then
           return nil, "line " .. lineno .. " does not parse"
@@ -526,7 +583,9 @@ local function submit_fed(job_desc, submit_uid)
     log_info("sfed: capability check skipped for a job of uid " .. tostring(submit_uid)
       .. ": capabilities file " .. CONFIG.capabilities_path .. ": " .. skip)
   else
-    local ok2, msg = pcall(check_capabilities, caps, r)
+    local ok2, msg = pcall(function()
+      return check_limits(caps.limits, r) or check_capabilities(caps, r)
+    end)
     if not ok2 then
       log_error("sfed: capability check failed: " .. tostring(msg))
     elseif msg then

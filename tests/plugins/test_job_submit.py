@@ -31,6 +31,12 @@ HEADER = [
     b"# sfed proxy job: the federated job's own script follows the #SFED-SCRIPT line, byte for byte.",
     b'exec /opt/sfed/bin/sfed-proxy --wrapper "$0"',
 ]
+# The bounds sfedd publishes (scheduler/limits.py LIMITS), as its capabilities header has them.
+LIMITS_HEADER = (
+    "max_script_bytes=4194304 max_nodes=100000 max_tasks=10000000 max_cpus_per_task=65533"
+    " max_gpus_per_node=1024 max_mem_per_node_mb=1073741824 max_time_limit_min=52560000"
+    " max_job_name=200 max_path=4096"
+)
 INTERACTIVE = (
     "sfed: the fed partition takes batch jobs only (sbatch); use srun inside the batch script"
 )
@@ -166,15 +172,89 @@ def test_request_line_keys_and_order(shim: Shim) -> None:
 def test_job_name_percent_encoded(shim: Shim) -> None:
     """A hostile job name is percent-encoded and cannot break the request line."""
     job = batch_job("-p fed")
-    job["name"] = "x; touch /tmp/pwned\n$(id) 'q\"%é"
+    job["name"] = "x; touch /tmp/pwned $(id) 'q\"%é"
     call = shim.submit(job)
     assert call.rc == 0 and call.script is not None
     head, body = split_wrapper(call.script)
     assert request_fields(call.script)["job_name"] == (
-        "x%3B%20touch%20%2Ftmp%2Fpwned%0A%24%28id%29%20%27q%22%25%C3%A9"
+        "x%3B%20touch%20%2Ftmp%2Fpwned%20%24%28id%29%20%27q%22%25%C3%A9"
     )
     assert head[4] == b"#SFED-SCRIPT" and body == SCRIPT
     assert call.fields["name"] == job["name"]  # the proxy job keeps the user's name
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [
+        ("name", "two\nlines", "the job name"),
+        ("name", "bell\a", "the job name"),
+        ("work_dir", "/home/alice/\x1b[31m", "the working directory"),
+        ("std_out", "out-%j\r.txt", "the output path"),
+        ("std_err", "err\x7f", "the error path"),
+    ],
+)
+def test_control_characters_refused_at_sbatch(
+    shim: Shim, field: str, value: str, what: str
+) -> None:
+    """Text with control characters is refused at sbatch time, as sfedd would refuse it."""
+    job = batch_job("-p fed")
+    job[field] = value
+    call = shim.submit(job)
+    assert (call.rc, call.user) == (-1, [f"sfed: {what} must not contain control characters"])
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "value", "message"),
+    [
+        (
+            "-p fed -N 100001",
+            None,
+            None,
+            "sfed: the node count must be at most 100000 (got 100001)",
+        ),
+        (
+            "-p fed -N 1 -n 10000001",
+            None,
+            None,
+            "sfed: the task count must be at most 10000000 (got 10000001)",
+        ),
+        (
+            "-p fed --gres=gpu:1025",
+            None,
+            None,
+            "sfed: GPUs per node must be at most 1024 (got 1025)",
+        ),
+        (
+            "-p fed",
+            "name",
+            "n" * 201,
+            "sfed: the job name must be at most 200 characters (got 201)",
+        ),
+        (
+            "-p fed",
+            "work_dir",
+            "/" + "d" * 4096,
+            "sfed: the working directory must be at most 4096 characters (got 4097)",
+        ),
+    ],
+)
+def test_published_limits_refused_at_sbatch(
+    shim: Shim, args: str, field: str | None, value: str | None, message: str
+) -> None:
+    """The bounds in the capabilities header refuse what sfedd's API would refuse."""
+    shim.write_caps(caps_text().replace("partition=fed", f"partition=fed {LIMITS_HEADER}"))
+    job = batch_job(args)
+    if field is not None:
+        job[field] = value
+    call = shim.submit(job)
+    assert (call.rc, call.user) == (-1, [message])
+
+
+def test_limits_unknown_without_a_header_of_them(shim: Shim) -> None:
+    """A header without bounds (an older sfedd) checks none: sfedd decides later."""
+    job = batch_job("-p fed")
+    job["name"] = "n" * 201
+    assert shim.submit(job).rc == 0
 
 
 # --- the proxy job ------------------------------------------------------------------
