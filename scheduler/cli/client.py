@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ __all__ = [
     "Client",
     "ClientConfigError",
     "ClientError",
+    "TLSFiles",
     "Target",
     "read_client_conf",
     "resolve_address",
@@ -39,8 +40,36 @@ where sfed finds sfedd: the first of these that is given, set or present
   4. ~/.config/sfed/client.toml ($XDG_CONFIG_HOME/sfed/client.toml when set)
   5. {SYSTEM_CLIENT_CONF}
   6. {DEFAULT_ADDRESS}
-A client config is TOML with one key: address = "unix:/abs/path/sfed.sock" or "host:port".
-The lab (deploy/lab up, make demo) writes the per-user file for its own sfedd."""
+A client config is TOML: address = "unix:/abs/path/sfed.sock" or "host:port"; for sfedd's
+TLS port also ca_file = "/etc/sfed/ca.pem" (the CA of sfedd's certificate), and for a
+client certificate (mTLS) cert_file and key_file. --ca-file/--cert-file/--key-file (or
+$SFED_CA_FILE) win over the file's. The lab (deploy/lab up, make demo) writes the
+per-user file for its own sfedd."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """What a TLS channel to sfedd needs: the CA of its certificate, and optionally a client
+    certificate and key (mTLS)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The channel credentials; ClientConfigError naming a file that cannot be read."""
+
+        def read(path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise ClientConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+        return grpc.ssl_channel_credentials(
+            read(self.ca_file), read(self.key_file), read(self.cert_file)
+        )
 
 
 class ClientConfigError(Exception):
@@ -53,6 +82,7 @@ class Target:
 
     address: str
     source: str
+    tls: TLSFiles | None = None  # None: plaintext (the Unix socket, or TCP on loopback)
 
     def __str__(self) -> str:
         if self.source == "--address":
@@ -72,8 +102,11 @@ def user_client_conf(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(home) / ".config" / "sfed" / "client.toml"
 
 
-def read_client_conf(path: Path) -> str | None:
-    """The address in the client config at `path`, None when there is no such file;
+_KEYS = ("address", "ca_file", "cert_file", "key_file")
+
+
+def read_client_conf(path: Path) -> Target | None:
+    """The target the client config at `path` names, None when there is no such file;
     ClientConfigError if it cannot be read or is malformed."""
     try:
         with path.open("rb") as f:
@@ -84,9 +117,11 @@ def read_client_conf(path: Path) -> str | None:
         raise ClientConfigError(f"cannot read client config {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ClientConfigError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"address"})
+    unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise ClientConfigError(f"{path}: {unknown[0]}: unknown key (the only key is address)")
+        raise ClientConfigError(
+            f"{path}: {unknown[0]}: unknown key (the keys are {', '.join(_KEYS)})"
+        )
     if "address" not in data:
         raise ClientConfigError(f'{path}: address: missing (e.g. address = "{DEFAULT_ADDRESS}")')
     address = data["address"]
@@ -99,11 +134,52 @@ def read_client_conf(path: Path) -> str | None:
         raise ClientConfigError(
             f"{path}: address: the socket path must be absolute, got {address!r}"
         )
-    return address
+    files: dict[str, str] = {}
+    for key in _KEYS[1:]:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise ClientConfigError(f"{path}: {key}: must be an absolute path, got {value!r}")
+        files[key] = value
+    return Target(address, str(path), _tls(files, str(path)))
 
 
-def resolve_address(flag: str | None, environ: Mapping[str, str] = os.environ) -> Target:
-    """sfedd's address, in the order of ADDRESS_HELP; files are read only when needed."""
+def _tls(files: Mapping[str, str | None], where: str) -> TLSFiles | None:
+    ca, cert, key = (files.get(k) for k in _KEYS[1:])
+    if (cert is None) != (key is None):
+        raise ClientConfigError(f"{where}: cert_file and key_file go together")
+    if ca is None:
+        if cert is not None:
+            raise ClientConfigError(f"{where}: cert_file needs ca_file (TLS to sfedd)")
+        return None
+    return TLSFiles(ca, cert, key)
+
+
+def resolve_address(
+    flag: str | None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> Target:
+    """sfedd's address (and TLS files), in the order of ADDRESS_HELP; files are read only
+    when needed. TLS files given here (flags) or in $SFED_CA_FILE win over a config's."""
+    target = _resolve(flag, environ)
+    ca_file = ca_file or environ.get("SFED_CA_FILE") or None
+    if ca_file is None and cert_file is None and key_file is None:
+        return target
+    base = target.tls
+    flags = {
+        "ca_file": ca_file or (base.ca_file if base else None),
+        "cert_file": cert_file or (base.cert_file if base else None),
+        "key_file": key_file or (base.key_file if base else None),
+    }
+    return Target(target.address, target.source, _tls(flags, "--ca-file/--cert-file/--key-file"))
+
+
+def _resolve(flag: str | None, environ: Mapping[str, str]) -> Target:
     if flag is not None:
         return Target(flag, "--address")
     if environ.get("SFED_ADDRESS"):
@@ -111,9 +187,9 @@ def resolve_address(flag: str | None, environ: Mapping[str, str] = os.environ) -
     named = environ.get("SFED_CLIENT_CONF")
     paths = [Path(named)] if named else [user_client_conf(environ), SYSTEM_CLIENT_CONF]
     for path in paths:
-        address = read_client_conf(path)
-        if address is not None:
-            return Target(address, str(path))
+        target = read_client_conf(path)
+        if target is not None:
+            return target
     if named:
         raise ClientConfigError(f"$SFED_CLIENT_CONF: {named} does not exist")
     return Target(DEFAULT_ADDRESS, "default")
@@ -136,9 +212,10 @@ class _Stub:
     fresh MUNGE credential bound to that very call: its payload is the digest of the method
     and the request (munged refuses replays; sfedd refuses a credential for another call)."""
 
-    def __init__(self, stub: Any, service: str, timeout: float) -> None:
+    def __init__(self, stub: Any, service: str, timeout: float, *, certified: bool) -> None:
         self._stub, self._timeout = stub, timeout
         self._methods = pb.DESCRIPTOR.services_by_name[service].methods_by_name
+        self._certified = certified  # a client certificate may prove the caller instead
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._stub, name)
@@ -150,10 +227,12 @@ class _Stub:
                 credential = identity.encode_for(
                     full_name, request.SerializeToString(deterministic=True)
                 )
+                metadata = [(identity.CREDENTIAL_METADATA, credential)]
             except identity.IdentityError as exc:
-                raise ClientError(f"cannot prove who you are: {exc}") from None
+                if not self._certified:
+                    raise ClientError(f"cannot prove who you are: {exc}") from None
+                metadata = []  # the client certificate speaks for the caller
             timeout = None if streaming else self._timeout
-            metadata = [(identity.CREDENTIAL_METADATA, credential)]
             return method(request, timeout=timeout, metadata=metadata)
 
         return call
@@ -162,11 +241,31 @@ class _Stub:
 class Client:
     """Stubs for the Federation and Admin services on one channel."""
 
-    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, *, timeout: float = 30.0, tls: TLSFiles | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address)
-        self.federation: Any = _Stub(pb_grpc.FederationStub(self.channel), "Federation", timeout)
-        self.admin: Any = _Stub(pb_grpc.AdminStub(self.channel), "Admin", timeout)
+        self.channel = (
+            grpc.secure_channel(address, tls.credentials())
+            if tls is not None
+            else grpc.insecure_channel(address)
+        )
+        certified = tls is not None and tls.cert_file is not None
+        self.federation: Any = _Stub(
+            pb_grpc.FederationStub(self.channel), "Federation", timeout, certified=certified
+        )
+        self.admin: Any = _Stub(
+            pb_grpc.AdminStub(self.channel), "Admin", timeout, certified=certified
+        )
+
+    def list_jobs(self, request: pb.ListJobsRequest) -> Iterator[pb.JobInfo]:
+        """Every job the listing names, page after page as sfedd sends them."""
+        page = pb.ListJobsRequest()
+        page.CopyFrom(request)
+        while True:
+            answer = self.federation.ListJobs(page)
+            yield from answer.jobs
+            if not answer.next_page_token:
+                return
+            page.page_token = answer.next_page_token
 
     def close(self) -> None:
         self.channel.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,13 +45,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _say(message: object) -> None:
+    """One line on stderr, whatever the message holds (it may echo what the user typed)."""
+    text = re.sub(r"[\x00-\x1f\x7f]", "?", str(message))
+    print(f"sfed: {text}", file=sys.stderr)
+
+
 def _json(message: Any) -> str:
     return json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2)
 
 
+MAX_JOB_ID = 2**63 - 1  # the API's int64
+MAX_LIMIT = 2**32 - 1  # the API's uint32
+
+
 def _job_id(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise UsageError(f"not a job id: {text!r}")
+    if not re.fullmatch(r"\d{1,19}", text) or not 0 < int(text) <= MAX_JOB_ID:
+        raise UsageError(f"not a job id (1 to {MAX_JOB_ID}): {text[:40]!r}")
     return int(text)
 
 
@@ -97,7 +108,7 @@ def cmd_queue(client: Client, args: argparse.Namespace) -> int:
     request = pb.ListJobsRequest(
         states=["PENDING", "PLACED", "RUNNING"], user=args.user or "", pool=args.pool or ""
     )
-    jobs = client.federation.ListJobs(request).jobs
+    jobs = list(client.list_jobs(request))
     print(_json(pb.ListJobsResponse(jobs=jobs)) if args.json else fmt.queue_table(jobs))
     return 0
 
@@ -125,6 +136,10 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_history(client: Client, args: argparse.Namespace) -> int:
+    if args.limit is not None and not 1 <= args.limit <= MAX_LIMIT:
+        raise UsageError(
+            f"--limit: expected a whole number from 1 to {MAX_LIMIT}, got {args.limit}"
+        )
     request = pb.ListJobsRequest(
         user=args.user or "", pool=args.pool or "", limit=args.limit or 0, newest_first=False
     )
@@ -134,7 +149,7 @@ def cmd_history(client: Client, args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value:
             getattr(request, name).FromDatetime(parse_when(value, option=f"--{name}"))
-    jobs = client.federation.ListJobs(request).jobs
+    jobs = list(client.list_jobs(request))
     if args.json:
         print(_json(pb.ListJobsResponse(jobs=jobs)))
     else:
@@ -174,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sfedd address: unix:/path or host:port (without it: $SFED_ADDRESS, the client"
         f" configs below, then {DEFAULT_ADDRESS})",
     )
+    parser.add_argument("--ca-file", help="CA of sfedd's certificate: TLS to a TCP address")
+    parser.add_argument("--cert-file", help="client certificate for TLS (with --key-file)")
+    parser.add_argument("--key-file", help="its private key")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for sfedd")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -242,23 +260,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "command", None) == "submit":
                 raise UsageError(unknown_option_message(unknown))
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
-        target = resolve_address(args.address)
-        with Client(target.address, timeout=args.timeout) as client:
+        target = resolve_address(
+            args.address, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file
+        )
+        with Client(target.address, timeout=args.timeout, tls=target.tls) as client:
             code: int = args.fn(client, args)
             return code
     except (UsageError, ClientConfigError) as exc:
-        print(f"sfed: {exc}", file=sys.stderr)
+        _say(exc)
         return 2
     except ClientError as exc:
-        print(f"sfed: {exc}", file=sys.stderr)
+        _say(exc)
         return 1
     except grpc.RpcError as exc:
-        print(f"sfed: {ClientError.from_rpc(exc, target or DEFAULT_ADDRESS)}", file=sys.stderr)
+        _say(ClientError.from_rpc(exc, target or DEFAULT_ADDRESS))
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug of sfed's: still one line, never a traceback
+        print(
+            f"sfed: unexpected error ({type(exc).__name__}: {exc}); please report it",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
+from scheduler import limits
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.sbatch_options import parse_memory_mb, parse_time_limit_min, sbatch_directives
+from scheduler.service import validate
 
 __all__ = ["SUPPORTED_OPTIONS", "UsageError", "add_sbatch_options", "build_spec"]
 
@@ -63,12 +65,37 @@ def add_sbatch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", help="higher runs first among waiting jobs")
 
 
-def _int(name: str, value: str | None, *, minimum: int = 1) -> int | None:
+# The option that sets each JobSpec field, to name it in a refusal.
+_OPTION_OF = {
+    "script": "the script",
+    "job_name": "-J/--job-name",
+    "nodes": "-N/--nodes",
+    "ntasks": "-n/--ntasks",
+    "gres": "--gres/--gpus-per-node",
+    "cpus_per_task": "-c/--cpus-per-task",
+    "mem_per_node_mb": "--mem",
+    "time_limit_min": "-t/--time",
+    "partition": "-p/--partition",
+    "chdir": "-D/--chdir",
+    "output": "-o/--output",
+    "error": "-e/--error",
+    "environment": "--export",
+    "priority": "--priority",
+    "separate_error": "-e/--error",
+}
+
+
+def _int(name: str, value: str | None, *, minimum: int = 1, maximum: int) -> int | None:
     if value is None:
         return None
-    if not re.fullmatch(r"\d+", value.strip()) or int(value) < minimum:
-        raise UsageError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    text = value.strip()
+    # A bounded count of digits first: int() of a huge string is slow, and a huge number
+    # must not reach the protobuf field (a traceback), only this message.
+    if not re.fullmatch(r"\d{1,19}", text) or not minimum <= int(text) <= maximum:
+        raise UsageError(
+            f"{name}: expected a whole number from {minimum} to {maximum}, got {value[:40]!r}"
+        )
+    return int(text)
 
 
 def _directive_options(script: bytes) -> argparse.Namespace:
@@ -76,7 +103,7 @@ def _directive_options(script: bytes) -> argparse.Namespace:
     add_sbatch_options(parser)
     try:
         namespace, unknown = parser.parse_known_args(sbatch_directives(script))
-    except UsageError as exc:
+    except ValueError as exc:  # UsageError, or an unclosed quote
         raise UsageError(f"#SBATCH line in the script: {exc}") from None
     if unknown:
         raise UsageError(
@@ -123,24 +150,41 @@ def build_spec(
         value = pick(name)
         return str(value) if value is not None else None
 
+    def option(name: str, spelling: str) -> str:
+        """How to name the option in a refusal: where its value came from."""
+        if getattr(options, name, None) is None and getattr(from_script, name, None) is not None:
+            return f"#SBATCH line in the script: {spelling}"
+        return spelling
+
     spec = pb.JobSpec(script=script)
     spec.job_name = text("job_name") or os.path.basename(script_name) or "sbatch"
-    spec.nodes = _int("--nodes", text("nodes")) or 1
-    ntasks = _int("--ntasks", text("ntasks"))
+    spec.nodes = _int(option("nodes", "--nodes"), text("nodes"), maximum=limits.MAX_NODES) or 1
+    ntasks = _int(option("ntasks", "--ntasks"), text("ntasks"), maximum=limits.MAX_TASKS)
     if ntasks is not None:
         spec.ntasks = ntasks
-    gres, gpus = text("gres"), _int("--gpus-per-node", text("gpus_per_node"), minimum=0)
+    gpus = _int(
+        option("gpus_per_node", "--gpus-per-node"),
+        text("gpus_per_node"),
+        minimum=0,
+        maximum=limits.MAX_GPUS_PER_NODE,
+    )
+    gres = text("gres")
     if gres and gpus is not None:
         raise UsageError("give either --gres or --gpus-per-node, not both")
     spec.gres = gres if gres else (f"gpu:{gpus}" if gpus else "")
-    spec.cpus_per_task = _int("--cpus-per-task", text("cpus_per_task")) or 1
+    cpus = _int(
+        option("cpus_per_task", "--cpus-per-task"),
+        text("cpus_per_task"),
+        maximum=limits.MAX_CPUS_PER_TASK,
+    )
+    spec.cpus_per_task = cpus or 1
     try:
         mem = text("mem")
         if mem is not None:
-            spec.mem_per_node_mb = parse_memory_mb(mem)
+            spec.mem_per_node_mb = min(parse_memory_mb(mem), 2**64 - 1)
         limit = text("time")
         if limit is not None:
-            spec.time_limit_min = parse_time_limit_min(limit)
+            spec.time_limit_min = min(parse_time_limit_min(limit), 2**32 - 1)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     spec.partition = text("partition") or ""
@@ -151,10 +195,14 @@ def build_spec(
     spec.requeue = bool(pick("requeue"))
     priority = text("priority")
     if priority is not None:
-        try:
-            spec.priority = int(priority)
-        except ValueError:
-            raise UsageError(f"--priority: expected a whole number, got {priority!r}") from None
+        if not re.fullmatch(r"-?\d{1,10}", priority.strip()):
+            raise UsageError(f"--priority: expected a whole number, got {priority[:40]!r}")
+        spec.priority = max(-(2**31), min(int(priority), 2**31 - 1))
+    try:  # the API's own rules, so a refusal names the option before anything is sent
+        validate.job_request(spec)
+    except validate.InvalidArgument as exc:
+        field = exc.field.split(".")[1].split("[")[0]
+        raise UsageError(f"{_OPTION_OF.get(field, field)}: {str(exc).split(': ', 1)[1]}") from None
     return spec
 
 

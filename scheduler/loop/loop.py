@@ -384,6 +384,11 @@ class Loop:
         pending = await self._db(self.store.pending_jobs)
         if not pending:
             return
+        # Drains are read after the jobs: a drain committed before a job was submitted is
+        # seen by the pass that first sees the job (the API only writes drains to the store).
+        for name, record in (await self._db(self.store.pools)).items():
+            if name in self.pools:
+                self._apply_record(self.pools[name], record)
         inflight: dict[str, list[JobRequest]] = defaultdict(list)
         for job in await self._db(self.store.active_jobs):
             if job.state is JobState.PLACED and job.pool:

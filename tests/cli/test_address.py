@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from scheduler.cli.client import (
     DEFAULT_ADDRESS,
     ClientConfigError,
     Target,
+    TLSFiles,
     resolve_address,
     user_client_conf,
 )
@@ -197,3 +199,47 @@ def test_help_lists_the_order(capsys: pytest.CaptureFixture[str]) -> None:
     tail = out[out.index("where sfed finds sfedd") :]
     positions = [tail.index(item) for item in order]
     assert positions == sorted(positions), tail
+
+
+def test_client_config_names_tls_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ca_file, cert_file and key_file in a client config make a TLS target."""
+    path = tmp_path / "client.toml"
+    path.write_text(
+        'address = "sfed.example:6817"\nca_file = "/etc/sfed/ca.pem"\n'
+        'cert_file = "/etc/sfed/me.pem"\nkey_file = "/etc/sfed/me.key"\n'
+    )
+    monkeypatch.setenv("SFED_CLIENT_CONF", str(path))
+    monkeypatch.delenv("SFED_ADDRESS", raising=False)
+    monkeypatch.delenv("SFED_CA_FILE", raising=False)
+    assert resolve_address(None).tls == TLSFiles(
+        "/etc/sfed/ca.pem", "/etc/sfed/me.pem", "/etc/sfed/me.key"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('ca_file = "ca.pem"', "ca_file: must be an absolute path, got 'ca.pem'"),
+        ('ca_file = "/ca.pem"\ncert_file = "/c.pem"', "cert_file and key_file go together"),
+        ('cert_file = "/c.pem"\nkey_file = "/k.pem"', "cert_file needs ca_file"),
+    ],
+)
+def test_bad_tls_files_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, message: str
+) -> None:
+    """A TLS setting that cannot work is refused, naming the file and the key."""
+    path = tmp_path / "client.toml"
+    path.write_text(f'address = "h:1"\n{body}\n')
+    monkeypatch.setenv("SFED_CLIENT_CONF", str(path))
+    monkeypatch.delenv("SFED_ADDRESS", raising=False)
+    with pytest.raises(ClientConfigError, match=re.escape(f"{path}: {message}")):
+        resolve_address(None)
+
+
+def test_ca_file_flag_wins_over_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ca-file (or $SFED_CA_FILE) turns TLS on for an address that names none."""
+    monkeypatch.delenv("SFED_CA_FILE", raising=False)
+    target = resolve_address("h:1", ca_file="/ca.pem")
+    assert (target.address, target.tls) == ("h:1", TLSFiles("/ca.pem"))
+    monkeypatch.setenv("SFED_CA_FILE", "/env-ca.pem")
+    assert resolve_address("h:1").tls == TLSFiles("/env-ca.pem")

@@ -27,7 +27,7 @@ def test_writes_a_file_the_cli_reads(tmp_path: Path) -> None:
     address = f'unix:{tmp_path}/a "quoted" \\ dir/sfed.sock'
     assert write_client_conf(path, address) == f"sfed client config {path}: address {address}"
     assert path.read_text().splitlines()[0] == MARKER
-    assert client.read_client_conf(path) == address
+    assert client.read_client_conf(path) == client.Target(address, str(path))
 
 
 def test_says_why_it_never_overwrites_an_admins_file(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_rewrites_a_file_it_wrote_before(tmp_path: Path) -> None:
     path = tmp_path / "client.toml"
     write_client_conf(path, "unix:/old/sfed.sock")
     write_client_conf(path, "unix:/new/sfed.sock")
-    assert client.read_client_conf(path) == "unix:/new/sfed.sock"
+    assert client.read_client_conf(path) == client.Target("unix:/new/sfed.sock", str(path))
 
 
 def test_unchanged_file_is_not_reported(tmp_path: Path) -> None:
@@ -128,4 +128,5 @@ def test_pinning_a_session_started_lab_leaves_the_client_config(
     lab, home = private
     with lab.session():
         lab.pin()
-        assert client.read_client_conf(user_client_conf({"HOME": str(home)})) == lab.sfedd.address
+        conf = user_client_conf({"HOME": str(home)})
+        assert client.read_client_conf(conf) == client.Target(lab.sfedd.address, str(conf))

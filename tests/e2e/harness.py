@@ -66,14 +66,14 @@ class Daemon(SfeddProcess):
         """What the job's current attempt has written so far (StreamOutput, not followed)."""
         import grpc
 
-        from scheduler import identity
         from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
         from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
+        from tests.fixtures.credentials import proven
 
         with grpc.insecure_channel(self.address) as channel:
             stub = pb_grpc.FederationStub(channel)
-            metadata = [(identity.CREDENTIAL_METADATA, identity.encode())]
             request = pb.StreamOutputRequest(job_id=job_id, follow=False)
+            metadata = proven("StreamOutput", request)
             return b"".join(
                 c.data for c in stub.StreamOutput(request, timeout=30, metadata=metadata)
             )

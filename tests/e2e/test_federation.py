@@ -10,11 +10,11 @@ import grpc
 import pytest
 from sfedlab import Lab
 
-from scheduler import identity
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.store import Store
 from tests.e2e.harness import Daemon, Filler, remote_jobs_tagged, write_script
+from tests.fixtures.credentials import proven
 
 pytestmark = pytest.mark.lab
 
@@ -103,25 +103,29 @@ def test_malformed_rpc_gets_invalid_argument(daemon: Daemon) -> None:
     """A malformed SubmitJob is answered INVALID_ARGUMENT naming the field; nothing is stored."""
     with grpc.insecure_channel(daemon.address) as channel:
         stub = pb_grpc.FederationStub(channel)
-        before = len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs)
+        listing = pb.ListJobsRequest()
 
-        def proven() -> list[tuple[str, str]]:
-            return [(identity.CREDENTIAL_METADATA, identity.encode())]
+        def count() -> int:
+            return len(
+                stub.ListJobs(listing, timeout=10, metadata=proven("ListJobs", listing)).jobs
+            )
 
+        before = count()
         bad = pb.SubmitJobRequest(
             user="root", spec=pb.JobSpec(script=b"#!/bin/sh\n", nodes=2, ntasks=1)
         )
         with pytest.raises(grpc.RpcError) as info:
-            stub.SubmitJob(bad, timeout=10, metadata=proven())
+            stub.SubmitJob(bad, timeout=10, metadata=proven("SubmitJob", bad))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details().startswith("spec.ntasks:")
+        empty = pb.SubmitJobRequest(user="root")
         with pytest.raises(grpc.RpcError) as info:
-            stub.SubmitJob(pb.SubmitJobRequest(user="root"), timeout=10, metadata=proven())
+            stub.SubmitJob(empty, timeout=10, metadata=proven("SubmitJob", empty))
         assert (info.value.code(), info.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "spec: required",
         )
-        assert len(stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs) == before
+        assert count() == before
 
 
 def test_cancel_stops_the_remote_job(daemon: Daemon, lab: Lab, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Tests of the loop with submissions that fail: one job's trouble is not the pool's.
+"""Tests of the loop with submissions that fail or race: one job's trouble is not the pool's,
+and an admin's drain holds from the moment it is stored.
 
 A submission that gets no answer leaves the pool up (its snapshot decides), and a job whose
 submissions keep failing, refused or never arriving, fails after the policy's tries with
@@ -9,12 +10,19 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.domain import AttemptState, JobState, Outcome, PoolState, RemoteSubmission
+from scheduler.domain import (
+    AttemptState,
+    JobState,
+    NodeSnapshot,
+    Outcome,
+    PoolState,
+    RemoteSubmission,
+)
 from scheduler.lifecycle import Policy
 from scheduler.pools.base import PoolUnreachable
 from scheduler.store import Store
 from tests.fixtures.memory_pool import MemoryPool
-from tests.loop.test_loop import make_loop, run_pass, store, submit
+from tests.loop.test_loop import NOW, make_loop, run_pass, store, submit
 
 __all__ = ["store"]
 
@@ -65,3 +73,29 @@ def test_the_policy_bounds_the_tries(store: Store, tries: int) -> None:
     job = store.get_job(job_id)
     assert job is not None and job.state is JobState.FAILED
     assert len(store.attempts(job_id)) == tries
+
+
+class DrainedMidPass(MemoryPool):
+    """A pool whose next snapshot is the moment an admin drains it and a user then submits:
+    the pass has read the pools already, and will read the pending jobs later."""
+
+    store: Store | None = None
+
+    async def snapshot(self) -> tuple[NodeSnapshot, ...]:
+        nodes = await super().snapshot()
+        if self.store is not None:
+            self.store.set_pool_drained(self.name, True, "maintenance", NOW)
+            submit(self.store)
+            self.store = None
+        return nodes
+
+
+def test_drain_before_a_submission_holds_within_a_pass(store: Store) -> None:
+    """A job submitted after a drain is not placed on the drained pool by a pass that was
+    already running when both happened."""
+    pool = DrainedMidPass("alpha")
+    loop = make_loop(store, pool)
+    pool.store = store
+    run_pass(loop)
+    [job] = store.list_jobs()
+    assert job.state is JobState.PENDING and "alpha: drained" in job.reason

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,9 +20,9 @@ from scheduler.config import parse_config
 from scheduler.domain import Job, JobRequest
 from scheduler.loop import PoolStatus
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
-from scheduler.service.auth import METHODS
 from scheduler.service.server import build_server
 from scheduler.store import Store
+from tests.fixtures.credentials import credential
 from tests.service.certs import Certs, make_certs
 from tests.store.conftest import backend, postgres, store, store_url
 
@@ -64,21 +63,6 @@ class StillLoop:
 
     async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
         return b""
-
-
-def credential(user: str, rpc: str, request: Message) -> str:
-    """A real MUNGE credential of `user` (through runuser) for exactly this call."""
-    digest = identity.call_digest(METHODS[rpc], request.SerializeToString(deterministic=True))
-    if user == "root":
-        return identity.encode(digest)
-    result = subprocess.run(
-        ["runuser", "-u", user, "--", "munge"],
-        input=digest,
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
-    return result.stdout.decode().strip()
 
 
 class Api:
