@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from scheduler.cli.client import Client, ClientError
+from scheduler.cli.client import DEFAULT_ADDRESS, Client, ClientConfigError, ClientError, TLSFiles
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proxy.wrapper import Wrapper, WrapperError, parse_wrapper
 
@@ -221,9 +221,14 @@ class Proxy:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sfed-proxy", description=__doc__)
     parser.add_argument("--wrapper", required=True, help="the proxy job's own script ($0)")
+    parser.add_argument("--address", default=os.environ.get("SFED_ADDRESS", DEFAULT_ADDRESS))
     parser.add_argument(
-        "--address", default=os.environ.get("SFED_ADDRESS", "unix:/run/sfed/sfed.sock")
+        "--ca-file",
+        default=os.environ.get("SFED_CA_FILE"),
+        help="CA of sfedd's certificate, for TLS to a TCP address ($SFED_CA_FILE)",
     )
+    parser.add_argument("--cert-file", help="client certificate (mTLS), with --key-file")
+    parser.add_argument("--key-file", help="its private key")
     parser.add_argument(
         "--retry-for",
         type=float,
@@ -240,7 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     if "SLURM_JOB_ID" not in environ:
         say("not running as a Slurm job (no SLURM_JOB_ID)")
         return 1
-    with Client(args.address, timeout=30.0) as client:
+    if (args.cert_file is None) != (args.key_file is None) or (args.cert_file and not args.ca_file):
+        say("--cert-file and --key-file go together, and need --ca-file")
+        return 2
+    tls = TLSFiles(args.ca_file, args.cert_file, args.key_file) if args.ca_file else None
+    try:
+        client = Client(args.address, timeout=30.0, tls=tls)
+    except ClientConfigError as exc:
+        say(str(exc))
+        return 2
+    with client:
         proxy = Proxy(client, environ, args.retry_for)
 
         def on_term(signum: int, frame: Any) -> None:
