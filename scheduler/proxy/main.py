@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to keep retrying while sfedd is unreachable",
     )
     args = parser.parse_args(argv)
+    if (args.cert_file is None) != (args.key_file is None) or (args.cert_file and not args.ca_file):
+        say("--cert-file and --key-file go together, and need --ca-file")
+        return 2
     try:
         wrapper = parse_wrapper(Path(args.wrapper).read_bytes())
     except (OSError, WrapperError) as exc:
@@ -245,9 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     if "SLURM_JOB_ID" not in environ:
         say("not running as a Slurm job (no SLURM_JOB_ID)")
         return 1
-    if (args.cert_file is None) != (args.key_file is None) or (args.cert_file and not args.ca_file):
-        say("--cert-file and --key-file go together, and need --ca-file")
-        return 2
     tls = TLSFiles(args.ca_file, args.cert_file, args.key_file) if args.ca_file else None
     try:
         client = Client(args.address, timeout=30.0, tls=tls)
