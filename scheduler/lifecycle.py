@@ -7,6 +7,7 @@ pools only report facts (`Report`, an `Outcome`). No I/O, no store, no clock: `n
     fact                                   attempt            job
     pool: PENDING / RUNNING                PENDING / RUNNING  PLACED / RUNNING
     pool: ended, outcome O                 ENDINGS[O]         ENDINGS[O]
+    pool forgot a job asked to cancel      CANCELLED          CANCELLED
     submission refused (REFUSED) or        FAILED             PENDING while tries are left,
       never arrived (NOT_SUBMITTED)                           else FAILED with the pool's words
       ... never arrived after a cancel     CANCELLED          CANCELLED
@@ -206,6 +207,9 @@ def observe(job: Job, attempt: Attempt, report: Report, now: datetime) -> Step |
     """
     if attempt.state in TERMINAL_ATTEMPT_STATES:
         return None
+    if report.outcome is Outcome.LOST and job.cancel_requested:
+        # The pool forgot a job it was asked to cancel: the cancel took effect.
+        report = Report(AttemptState.CANCELLED, reason=f"cancelled ({report.reason})")
     ending = ENDINGS[report.outcome] if report.outcome is not None else None
     state = ending.attempt if ending is not None else report.state
     after = replace(

@@ -143,6 +143,18 @@ def test_state_event_names_pool_remote_id_and_nodes() -> None:
     )
 
 
+def test_pool_forgetting_a_job_asked_to_cancel_cancels_it() -> None:
+    """A job the pool no longer knows after a cancel was requested ends CANCELLED, not lost."""
+    before_job, before_attempt = on_pool(AttemptState.RUNNING, cancel_requested=True)
+    step = lifecycle.observe(before_job, before_attempt, Report.lost("gone"), NOW)
+    assert step is not None and step.attempt is not None
+    assert (step.job.state, step.attempt.state, step.attempt.outcome) == (
+        JobState.CANCELLED,
+        AttemptState.CANCELLED,
+        Outcome.CANCELLED,
+    )
+
+
 def test_report_of_remote_job_keeps_its_outcome() -> None:
     """Report.of carries a pool's outcome, not only its words."""
     remote = RemoteJob("123", AttemptState.FAILED, outcome=Outcome.PREEMPTED, reason="preempted")

@@ -240,10 +240,7 @@ def test_find_of_a_tag_never_submitted_is_none(subject: Subject) -> None:
 # -- poll ------------------------------------------------------------------------------------
 
 
-@implementations(
-    kubernetes="reports every id it does not know as CANCELLED ('the Job was deleted on the "
-    "cluster', status.deleted): it cannot tell a Job never made from one deleted with kubectl"
-)
+@implementations()
 def test_poll_leaves_out_unknown_ids(subject: Subject) -> None:
     """poll() of ids the pool does not know answers without them, and without an error."""
     assert subject.run(lambda pool: pool.poll([subject.unknown_id])) == {}

@@ -257,14 +257,13 @@ class KubernetesPool:
             owner = ((pod.get("metadata") or {}).get("labels") or {}).get(names.JOB_LABEL)
             by_job.setdefault(str(owner), []).append(pod)
         known = {j["metadata"]["name"]: j for j in jobs}
-        result: dict[str, RemoteJob] = {}
-        for remote_id in remote_ids:
-            job = known.get(remote_id)
-            result[remote_id] = (
-                self._state(job, by_job.get(remote_id, []))
-                if job is not None
-                else status.deleted(remote_id)
-            )
+        # A Job that is gone is left out, as the contract says: the cluster cannot tell one
+        # deleted with kubectl (or by its TTL) from one never made; the loop calls it lost.
+        result = {
+            remote_id: self._state(known[remote_id], by_job.get(remote_id, []))
+            for remote_id in remote_ids
+            if remote_id in known
+        }
         self._log.debug("kube.poll", asked=len(remote_ids), found=len(known))
         return result
 

@@ -9,8 +9,9 @@ Job condition Failed / FailureTarget        FAILED, the failed container's exit 
   or a pod still showing DisruptionTarget / reason Evicted)
                                             FAILED "preempted: ..."             EVICTED
   reason DeadlineExceeded                   FAILED "time limit reached"         TIMEOUT
-Job being deleted, or gone                  CANCELLED (someone deleted it on    CANCELLED
+Job being deleted                           CANCELLED (someone deleted it on    CANCELLED
                                             the cluster)
+Job gone                                    left out of poll: the loop records the attempt LOST
 first pod's container running, every pod   RUNNING
   bound to a node
 otherwise                                   PENDING, with the scheduler's or kubelet's word
@@ -25,7 +26,7 @@ from typing import Any
 from scheduler.domain import AttemptState, Outcome, RemoteJob
 from scheduler.pools.kubernetes import names
 
-__all__ = ["container_state", "deleted", "pod_index", "remote_job"]
+__all__ = ["container_state", "pod_index", "remote_job"]
 
 _DISRUPTIONS = {
     "PreemptionByScheduler": (Outcome.PREEMPTED, "preempted by a higher-priority pod"),
@@ -135,12 +136,6 @@ def _waiting(pods: Sequence[Mapping[str, Any]]) -> str:
         if reason and reason != "ContainerCreating":
             return f"{reason}: {waiting.get('message', '')}".strip(" :")
     return "starting pods" if pods else "creating pods"
-
-
-def deleted(remote_id: str) -> RemoteJob:
-    """A Job that is gone: on Kubernetes, someone deleted it (a finished one the loop has
-    already recorded; Jobs outlive their end by the pool's ttl_after_finished_s)."""
-    return RemoteJob(remote_id, AttemptState.CANCELLED, reason="the Job was deleted on the cluster")
 
 
 def remote_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RemoteJob:

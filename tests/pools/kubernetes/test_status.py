@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scheduler.domain import AttemptState, Outcome, RemoteTag
-from scheduler.pools.kubernetes.status import deleted, remote_job
+from scheduler.pools.kubernetes.status import remote_job
 from tests.pools.kubernetes.builders import (
     T1,
     T2,
@@ -248,10 +248,10 @@ def test_oom_killed_container_is_out_of_memory() -> None:
     )
 
 
-def test_completed_and_deleted_outcomes() -> None:
-    """A complete Job is COMPLETED; a deleted one CANCELLED."""
+def test_completed_outcome() -> None:
+    """A complete Job ended COMPLETED."""
     done = remote_job(job(conditions=complete()), [])
-    assert (done.outcome, deleted(NAME).outcome) == (Outcome.COMPLETED, Outcome.CANCELLED)
+    assert done.outcome is Outcome.COMPLETED
 
 
 def test_reasons_of_each_disruption_differ() -> None:
@@ -318,12 +318,6 @@ def test_job_being_deleted_is_cancelled(pods: list[dict[str, Any]]) -> None:
 def test_job_being_deleted_ended_at_its_deletion() -> None:
     """A Job being deleted ended at its deletionTimestamp."""
     assert remote_job(job(deletion_timestamp=T3), []).ended_at == at(T3)
-
-
-def test_deleted_job_is_cancelled() -> None:
-    """deleted() is CANCELLED, for the remote id it was given."""
-    got = deleted(NAME)
-    assert (got.remote_id, got.state) == (NAME, AttemptState.CANCELLED)
 
 
 # --- RUNNING ---------------------------------------------------------------------------------
