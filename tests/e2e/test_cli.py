@@ -41,7 +41,10 @@ def test_unknown_job_is_one_line(daemon: Daemon) -> None:
 def test_bad_job_id_is_a_usage_error(daemon: Daemon) -> None:
     """A job id that is not a number exits 2 with the value named."""
     result = daemon.run("cancel", "abc", check=False)
-    assert result.returncode == 2 and "not a job id: 'abc'" in one_line_error(result)
+    assert (
+        result.returncode == 2
+        and "not a job id (1 to 9223372036854775807): 'abc'" in one_line_error(result)
+    )
 
 
 def test_unreachable_daemon_is_one_line(tmp_path: Path) -> None:
