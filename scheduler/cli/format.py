@@ -213,7 +213,9 @@ def explanation(exp: pb.Explanation) -> str:
     lines = [f"job {exp.job_id} {exp.state}: {exp.summary}"]
     lines += [f"  {verdict.reason}" for verdict in exp.verdicts]
     placements = [
-        e for e in exp.history if e.kind in ("placed", "state", "submitted_remote", "aborted")
+        e
+        for e in exp.history
+        if e.kind in ("placed", "state", "submitted_remote", "aborted", "environment")
     ]
     if placements:
         lines.append("history:")

@@ -57,6 +57,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def environment_note(pool: str, left_out: Mapping[str, str]) -> str:
+    """One line: which variables `pool` left out of the job's environment, grouped by why."""
+    by_why: dict[str, list[str]] = defaultdict(list)
+    for name, why in left_out.items():
+        by_why[why].append(name)
+    parts = [f"{', '.join(names)} ({why})" for why, names in by_why.items()]
+    return f"left out of the job's environment on {pool}: " + "; ".join(parts)
+
+
 @dataclass
 class PoolView:
     """What the loop knows of one pool right now; the loop's own memory, never the API's."""
@@ -451,6 +460,17 @@ class Loop:
             return
         faults.hit(faults.CRASH_AFTER_REMOTE_SUBMIT, self.faults)
         await self._db(self.store.record_remote_id, job.id, attempt.number, remote_id, self.clock())
+        left_out = view.adapter.environment_left_out(submission)
+        if left_out:  # never silently: the owner sees it in sfed explain and sfed watch
+            await self._db(
+                self.store.note,
+                job.id,
+                "environment",
+                environment_note(decision.pool, left_out),
+                self.clock(),
+                pool=decision.pool,
+                attempt=attempt.number,
+            )
         self._notify()
         bound.info("job.submitted", remote_id=remote_id, attempt=attempt.number)
         report.placed.append(job.id)

@@ -8,7 +8,7 @@ unknown partition). Nothing else escapes an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from scheduler.domain import (
@@ -44,6 +44,12 @@ class Pool(Protocol):
         `job.request` is the federation's request (paths not yet mapped to the pool); a path
         the pool cannot know yet (a pattern needing the remote id) is None.
         """
+        ...
+
+    def environment_left_out(self, submission: RemoteSubmission) -> Mapping[str, str]:
+        """The job's own variables (request and SFED_*) this pool will not pass to the job,
+        each with why, in one short phrase. Pure: no I/O, never raises. The loop tells the
+        job's owner, so that nothing is dropped silently."""
         ...
 
     async def snapshot(self) -> tuple[NodeSnapshot, ...]:

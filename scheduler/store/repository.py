@@ -416,6 +416,23 @@ class Store:
                 _persist(s, job, row, step, now)
             return _job(job)
 
+    def note(
+        self,
+        job_id: int,
+        kind: str,
+        message: str,
+        now: datetime,
+        *,
+        pool: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        """An event that records a fact for the job's owner and moves nothing (e.g. variables
+        a pool left out of the job's environment). UnknownJob if the job does not exist."""
+        now = _utc(now)
+        with self._tx(write=True) as s:
+            _lock_job(s, job_id)
+            _append(s, job_id, now, kind, message, pool=pool, attempt=attempt)
+
     def request_cancel(self, job_id: int, now: datetime, *, by: str) -> Job:
         """Cancel (see `lifecycle.request_cancel`): a PENDING job is CANCELLED at once (event
         "cancelled"); a PLACED or RUNNING one is marked cancel_requested for the loop to cancel

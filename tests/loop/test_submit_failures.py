@@ -21,6 +21,7 @@ from scheduler.domain import (
 from scheduler.lifecycle import Policy
 from scheduler.pools.base import PoolUnreachable
 from scheduler.store import Store
+from tests.fixtures.jobs import request
 from tests.fixtures.memory_pool import MemoryPool
 from tests.loop.test_loop import NOW, make_loop, run_pass, store, submit
 
@@ -99,3 +100,26 @@ def test_drain_before_a_submission_holds_within_a_pass(store: Store) -> None:
     run_pass(loop)
     [job] = store.list_jobs()
     assert job.state is JobState.PENDING and "alpha: drained" in job.reason
+
+
+def test_variables_a_pool_leaves_out_are_told_to_the_owner(store: Store) -> None:
+    """The job's history says which variables its pool left out, and why."""
+    pool = MemoryPool("alpha", left_out={"LD_PRELOAD": "it would steer the loader"})
+    loop = make_loop(store, pool)
+    job_id = store.add_job(
+        "alice", request(script=b"#!/bin/sh\n", environment={"LD_PRELOAD": "/x.so", "A": "1"}), NOW
+    ).id
+    run_pass(loop)
+    [note] = [e for e in store.events(job_id) if e.kind == "environment"]
+    assert note.message == (
+        "left out of the job's environment on alpha: LD_PRELOAD (it would steer the loader)"
+    )
+    assert (note.pool, note.attempt) == ("alpha", 1)
+
+
+def test_nothing_left_out_writes_no_note(store: Store) -> None:
+    """A job whose whole environment reaches the pool gets no environment event."""
+    loop = make_loop(store, MemoryPool("alpha", left_out={"LD_PRELOAD": "why"}))
+    job_id = submit(store)
+    run_pass(loop)
+    assert [e for e in store.events(job_id) if e.kind == "environment"] == []

@@ -43,6 +43,7 @@ __all__ = [
     "JobObjects",
     "build",
     "environment",
+    "left_out",
     "owned_by",
     "owner_patch",
     "runtime_files",
@@ -150,6 +151,20 @@ def _literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
+_UNHOLDABLE = "a pod's environment cannot hold it"
+
+
+def left_out(submission: RemoteSubmission) -> dict[str, str]:
+    """The job's own variables a pod will not get, with why."""
+    out: dict[str, str] = {}
+    for k, v in {**submission.request.environment, **submission.environment}.items():
+        if k not in submission.environment and _HOST_ONLY.match(k):
+            out[k] = "it belongs to the submitting host, or the pod's GPUs are the cluster's"
+        elif not _ENV_NAME.match(k) or "\0" in v:
+            out[k] = _UNHOLDABLE
+    return dict(sorted(out.items()))
+
+
 def environment(
     submission: RemoteSubmission, config: KubernetesPoolConfig, name: str
 ) -> tuple[list[dict[str, Any]], dict[str, str], tuple[str, ...]]:
@@ -189,10 +204,10 @@ def environment(
         runtime["SFED_STDOUT"] = _expand(request.output, submission)
     if request.error:
         runtime["SFED_STDERR"] = _expand(request.error, submission)
-    own = {k: v for k, v in request.environment.items() if not _HOST_ONLY.match(k)}
-    private = {**own, **submission.environment}
-    kept = {k: v for k, v in private.items() if _ENV_NAME.match(k) and "\0" not in v}
-    dropped = tuple(sorted(set(private) - set(kept)))
+    skipped = left_out(submission)
+    merged = {**request.environment, **submission.environment}
+    kept = {k: v for k, v in merged.items() if k not in skipped}
+    dropped = tuple(k for k, why in skipped.items() if why == _UNHOLDABLE)
     entries: list[dict[str, Any]] = [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": f"env.{k}"}}} for k in kept
     ]

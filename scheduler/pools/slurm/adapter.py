@@ -183,6 +183,9 @@ class SlurmPool:
             path_map=self.path_map,
         )
 
+    def environment_left_out(self, submission: RemoteSubmission) -> Mapping[str, str]:
+        return commands.job_environment(submission)[1]
+
     def _spooled(self, submission: RemoteSubmission) -> tuple[RemoteSubmission, str]:
         """A job that names no output file writes it to its owner's spool directory, where
         sfedd reads it; and that directory, to be made before sbatch ("" for none)."""
@@ -205,9 +208,9 @@ class SlurmPool:
             submission, spool = self._spooled(submission)
         except ValueError as exc:
             raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
-        env, dropped = commands.job_environment(submission)
-        if dropped:
-            self._log.warning("slurm.env_dropped", tag=tag, names=dropped)
+        env, left_out = commands.job_environment(submission)
+        if left_out:
+            self._log.warning("slurm.env_dropped", tag=tag, names=list(left_out))
         try:
             argv = commands.sbatch_argv(submission, self.partition)
         except ValueError as exc:

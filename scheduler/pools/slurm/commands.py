@@ -64,18 +64,21 @@ SBATCH_CLIENT_ONLY_VARIABLES = re.compile(
 )
 
 
-def job_environment(submission: RemoteSubmission) -> tuple[dict[str, str], list[str]]:
-    """The variables to export into the job, and the names left out: those that would steer
-    sbatch itself and those no environment can hold (`=` or NUL in the name, NUL in the value).
-    The submission's own variables (SFED_*) win over the request's."""
+def job_environment(submission: RemoteSubmission) -> tuple[dict[str, str], dict[str, str]]:
+    """The variables to export into the job, and those left out with why: those that would
+    steer sbatch itself (or the loader) and those no environment can hold (`=` or NUL in the
+    name, NUL in the value). The submission's own variables (SFED_*) win over the request's."""
     merged = {**submission.request.environment, **submission.environment}
-    kept = {
-        k: v
-        for k, v in merged.items()
-        if ENV_NAME.fullmatch(k) and "\0" not in v and not SBATCH_CLIENT_ONLY_VARIABLES.fullmatch(k)
-    }
-    dropped = sorted(set(merged) - set(kept))
-    return kept, dropped
+    kept: dict[str, str] = {}
+    left_out: dict[str, str] = {}
+    for k, v in merged.items():
+        if not ENV_NAME.fullmatch(k) or "\0" in v:
+            left_out[k] = "no environment can hold it"
+        elif SBATCH_CLIENT_ONLY_VARIABLES.fullmatch(k):
+            left_out[k] = "it would steer sbatch or the loader on the pool"
+        else:
+            kept[k] = v
+    return kept, dict(sorted(left_out.items()))
 
 
 def _positive(name: str, value: int) -> int:

@@ -126,7 +126,7 @@ def test_job_environment_merges_submission_over_request() -> None:
     )
     env, dropped = commands.job_environment(sub)
     assert env == {"A": "from-submission", "B": "b", "SFED_JOB_ID": "12"}
-    assert dropped == []
+    assert dropped == {}
 
 
 @pytest.mark.parametrize(
@@ -147,7 +147,7 @@ def test_job_environment_drops_variables_that_steer_sbatch(name: str) -> None:
     """Variables that would change which cluster or code sbatch uses are not forwarded."""
     sub = submission(script=b"#!/bin/sh\n", environment={name: "x", "K": "v"})
     env, dropped = commands.job_environment(sub)
-    assert (env, dropped) == ({"K": "v"}, [name])
+    assert (env, list(dropped)) == ({"K": "v"}, [name])
 
 
 def test_job_environment_keeps_job_variables() -> None:
@@ -159,7 +159,21 @@ def test_job_environment_keeps_job_variables() -> None:
         "BASH_FUNC_module%%": "() {  eval $($LMOD_CMD bash $*)\n}",
     }
     sub = submission(script=b"#!/bin/sh\n", environment=keep)
-    assert commands.job_environment(sub) == (keep, [])
+    assert commands.job_environment(sub) == (keep, {})
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("LD_PRELOAD", "it would steer sbatch or the loader on the pool"),
+        ("SBATCH_ACCOUNT", "it would steer sbatch or the loader on the pool"),
+        ("A=B", "no environment can hold it"),
+    ],
+)
+def test_job_environment_says_why_a_variable_is_left_out(name: str, why: str) -> None:
+    """Each variable left out comes with why, for the job's owner."""
+    sub = submission(script=b"#!/bin/sh\n", environment={name: "x"})
+    assert commands.job_environment(sub)[1] == {name: why}
 
 
 def test_read_commands_carry_no_filters() -> None:
