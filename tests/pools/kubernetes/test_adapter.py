@@ -142,15 +142,18 @@ def test_following_output_streams_the_log_once(cluster: FakeCluster) -> None:
     async def scenario(pool: KubernetesPool) -> tuple[bytes, int, str]:
         remote_id = await pool.submit(sub)
         out, reads = b"", 0
-        while True:
+        deadline = asyncio.get_running_loop().time() + 120  # bounded, whatever the job does
+        while asyncio.get_running_loop().time() < deadline:
             chunk = await pool.read_output("", len(out), 16, remote_id=remote_id)
             reads += 1
             out += chunk
-            job = (await pool.poll([remote_id]))[remote_id]
-            if not chunk and job.state in TERMINAL and len(out) >= len(lines):
+            job = (await pool.poll([remote_id])).get(remote_id)
+            ended = job is None or job.state in TERMINAL
+            if not chunk and ended and (len(out) >= len(lines) or job is None):
                 return out, reads, remote_id
             if not chunk:
                 await asyncio.sleep(0.05)
+        raise AssertionError(f"the log did not reach its end in 120 s: {out!r}")
 
     out, reads, remote_id = run(cluster, scenario)
     log_requests = [
