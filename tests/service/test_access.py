@@ -266,3 +266,39 @@ def test_plaintext_client_cannot_talk_to_the_tls_port(
     request = pb.GetJobRequest(job_id=owned)
     assert outcome(lambda: plain.as_user(ADMIN, "GetJob", request)) == grpc.StatusCode.UNAVAILABLE
     plain.channel.close()
+
+
+def test_big_environments_do_not_break_anyone_s_listing(
+    serve: Callable[..., Api], store: Store
+) -> None:
+    """Jobs with environments at the 1 MiB bound leave every user's listing working: pages
+    carry no environment, so each stays small."""
+    big = {f"V{i}": "x" * 120_000 for i in range(8)}  # ~960 KB, within the bound
+    ids = [
+        store.add_job(OWNER, JobRequest(script=b"#!/bin/sh\n", environment=big), T0).id
+        for _ in range(12)
+    ]
+    page = serve().as_user(OTHER, "ListJobs", pb.ListJobsRequest())
+    assert [j.id for j in page.jobs] == ids and page.ByteSize() < 64 * 1024
+
+
+def test_listing_pages_follow_each_other(serve: Callable[..., Api], store: Store) -> None:
+    """page_size splits a listing; next_page_token walks it to the end, each job once."""
+    ids = [store.add_job(OWNER, JobRequest(script=b"#!/bin/sh\n"), T0).id for _ in range(7)]
+    api, seen, token = serve(), [], ""
+    for _ in range(10):
+        page = api.as_user(OTHER, "ListJobs", pb.ListJobsRequest(page_size=3, page_token=token))
+        seen += [j.id for j in page.jobs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ids
+
+
+def test_a_forged_page_token_is_invalid(serve: Callable[..., Api], store: Store) -> None:
+    """A page token that no listing gave out is INVALID_ARGUMENT, naming the field."""
+    request = pb.ListJobsRequest(page_token="not-a-token")
+    with pytest.raises(grpc.RpcError) as info:
+        serve().as_user(OTHER, "ListJobs", request)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith("page_token:")
