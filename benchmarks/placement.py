@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/placement.py            # 100,000 jobs, 50 pools, 2,000 nodes
     .venv/bin/python benchmarks/placement.py --jobs 20000 --runs 3
+    .venv/bin/python benchmarks/placement.py --baseline-tree /tmp/old   # this tree beside
+        another checkout (e.g. `git worktree add /tmp/old <rev>`): each in its own process,
+        alternately, the same workload; prints both medians and their ratio
 
 Builds a deterministic snapshot (seeded), runs `place` several times and prints a table: pass
 seconds (min / median), decisions per second, and per-decision latency from one extra,
@@ -13,10 +16,15 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import os
 import random
+import re
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -204,7 +212,15 @@ def main() -> None:
     parser.add_argument(
         "--gc-off", action="store_true", help="pause the garbage collector during each pass"
     )
+    parser.add_argument(
+        "--baseline-tree",
+        help="a checkout of another revision: run its benchmark and this one alternately",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline-tree")
     args = parser.parse_args()
+    if args.baseline_tree:
+        _compare(args)
+        return
 
     pools, pending = build(args.seed, args.jobs, args.pools, args.nodes, idle=args.idle)
     if args.shuffle:
@@ -259,6 +275,48 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|-------|")
     for key, value in rows:
         print(f"| {key:<{width}} | {value} |")
+
+
+_MEDIAN = re.compile(r"\| pass seconds, min / median of \d+ +\| [0-9.]+ / ([0-9.]+) \|")
+
+
+def _median_of(tree: Path, argv: list[str]) -> float:
+    """The median pass seconds that tree's benchmark prints for `argv`, in a process of its own
+    with only that tree importable."""
+    out = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "placement.py"), *argv],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = _MEDIAN.search(out)
+    if match is None:
+        raise SystemExit(f"no pass seconds in the output of {tree}:\n{out}")
+    return float(match.group(1))
+
+
+def _compare(args: argparse.Namespace) -> None:
+    here = Path(__file__).resolve().parents[1]
+    baseline = Path(args.baseline_tree).resolve()
+    argv = [f"--jobs={args.jobs}", f"--pools={args.pools}", f"--nodes={args.nodes}",
+            f"--runs={args.runs}", f"--seed={args.seed}"]  # fmt: skip
+    argv += [
+        flag
+        for flag in ("--shuffle", "--idle", "--gc-off")
+        if getattr(args, flag[2:].replace("-", "_"))
+    ]
+    this, other = [], []
+    for _ in range(args.rounds):  # alternate, so drift of the machine hits both alike
+        other.append(_median_of(baseline, argv))
+        this.append(_median_of(here, argv))
+    a, b = statistics.median(this), statistics.median(other)
+    print(f"| tree | median pass seconds over {args.rounds} rounds |")
+    print("|------|-------|")
+    print(f"| {here} (this) | {a:.3f} ({', '.join(f'{x:.3f}' for x in this)}) |")
+    print(f"| {baseline} (baseline) | {b:.3f} ({', '.join(f'{x:.3f}' for x in other)}) |")
+    print(f"| ratio this / baseline | {a / b:.3f} |")
 
 
 if __name__ == "__main__":
