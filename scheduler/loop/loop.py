@@ -39,7 +39,7 @@ from scheduler.domain import (
 from scheduler.lifecycle import Report
 from scheduler.loop.capabilities import render_capabilities, write_atomically
 from scheduler.loop.facade import OutputUnknown, PoolStatus
-from scheduler.loop.submission import remote_submission
+from scheduler.loop.submission import environment_note, remote_submission
 from scheduler.placement import Policy, never_fits, place
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
 from scheduler.store import PoolRecord, StaleJob, Store
@@ -55,15 +55,6 @@ SUBMIT_CONCURRENCY = 8
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def environment_note(pool: str, left_out: Mapping[str, str]) -> str:
-    """One line: which variables `pool` left out of the job's environment, grouped by why."""
-    by_why: dict[str, list[str]] = defaultdict(list)
-    for name, why in left_out.items():
-        by_why[why].append(name)
-    parts = [f"{', '.join(names)} ({why})" for why, names in by_why.items()]
-    return f"left out of the job's environment on {pool}: " + "; ".join(parts)
 
 
 @dataclass

@@ -7,13 +7,15 @@ file is the pool's own business (its adapter spools it).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 
 from scheduler.config import FederationConfig, PoolConfig
 from scheduler.domain import Job, RemoteSubmission, RemoteTag
 from scheduler.pathmap import PathMap
 
-__all__ = ["remote_submission", "sfed_environment"]
+__all__ = ["environment_note", "remote_submission", "sfed_environment"]
 
 
 def sfed_environment(
@@ -50,3 +52,13 @@ def remote_submission(
         run_as=job.user if pool.runs_as_owner() else None,
         owner=job.user,
     )
+
+
+def environment_note(pool: str, left_out: Mapping[str, str]) -> str:
+    """One line for the job's owner: which variables `pool` left out of the job's
+    environment (Pool.environment_left_out), grouped by why."""
+    by_why: dict[str, list[str]] = defaultdict(list)
+    for name, why in left_out.items():
+        by_why[why].append(name)
+    parts = [f"{', '.join(names)} ({why})" for why, names in by_why.items()]
+    return f"left out of the job's environment on {pool}: " + "; ".join(parts)
