@@ -25,6 +25,9 @@ from pydantic import (
 )
 
 __all__ = [
+    "ENVIRONMENT_DROP_KUBERNETES",
+    "ENVIRONMENT_DROP_SLURM",
+    "ENVIRONMENT_KEEP",
     "Config",
     "ConfigError",
     "FederationConfig",
@@ -199,6 +202,17 @@ class PoolConfigBase(_Strict, Generic[PathTarget]):
     weight: Annotated[int, Field(ge=0)] = 1  # lower is preferred, as Slurm's node Weight
     # Federation path -> where it is on this pool (a path, or a volume mounted there).
     path_map: dict[str, PathTarget] = Field(default_factory=dict)
+    # Variables of a job's environment this pool does not pass on (shell patterns); the
+    # job's owner is told which. Each kind has its defaults (ENVIRONMENT_DROP_*).
+    environment_drop: tuple[str, ...] = ()
+
+    @field_validator("environment_drop")
+    @classmethod
+    def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in v:
+            if not re.fullmatch(r"[A-Za-z_*?\[][A-Za-z0-9_*?\[\]!%.-]*", pattern):
+                raise ValueError(f"{pattern!r} is not a variable name pattern (e.g. LD_*)")
+        return v
 
     def path_prefixes(self) -> dict[str, str]:
         """Federation path -> path on this pool (see scheduler.pathmap); {} = the same paths."""
@@ -217,10 +231,36 @@ class PoolConfigBase(_Strict, Generic[PathTarget]):
         raise NotImplementedError
 
 
+# What must not cross from the submitting side to a Slurm pool: the Slurm settings of the
+# submitting cluster (the pool's Slurm sets its own; SLURM_CONF would point the job's srun at
+# the wrong cluster), stale SFED_* of an enclosing federated job, sbatch's and srun's input
+# variables, the dynamic loader's (they would load code into the job's processes), and GPU
+# visibility (the pool's Slurm gives each job its own GPUs). The job's array variables are
+# the federation's to set (SLURM_ARRAY_* are carried, see ENVIRONMENT_KEEP).
+ENVIRONMENT_DROP_SLURM: tuple[str, ...] = (
+    "SLURM_*", "SFED_*", "SBATCH_*", "SALLOC_*", "SRUN_*", "LD_*", "GCONV_PATH", "GETCONF_DIR",
+    "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_*", "NLSPATH", "RESOLV_HOST_CONF",
+    "RES_OPTIONS", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL",
+)  # fmt: skip
+# A Kubernetes pod runs another image: the login node's paths and identity stay behind too,
+# and the GPUs a pod sees are the device plugin's to say (NVIDIA_VISIBLE_DEVICES=all would
+# expose every GPU of the node).
+ENVIRONMENT_DROP_KUBERNETES: tuple[str, ...] = (
+    *ENVIRONMENT_DROP_SLURM, "PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHELL", "SHLVL",
+    "USER", "LOGNAME", "MAIL", "TMPDIR", "DISPLAY", "TERM", "_", "SSH_*", "XDG_*",
+    "KUBERNETES_*", "NVIDIA_*",
+)  # fmt: skip
+# Carried whatever a pool's drop list says: set by the federation for the job (an array
+# task's own variables, passed on by the front door's proxy).
+ENVIRONMENT_KEEP: tuple[str, ...] = ("SLURM_ARRAY_*",)
+
+
 class SlurmPoolConfig(PoolConfigBase[str]):
     """One partition of one Slurm cluster."""
 
     kind: Literal["slurm"] = "slurm"
+    environment_drop: tuple[str, ...] = ENVIRONMENT_DROP_SLURM
     transport: Literal["local", "ssh"] = "local"
     partition: str
     slurm_conf: str | None = None  # the pool's SLURM_CONF (on the login node for ssh)
@@ -351,6 +391,8 @@ class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
     Each federation job becomes an Indexed Job with one pod per Slurm node; see
     scheduler.pools.kubernetes.
     """
+
+    environment_drop: tuple[str, ...] = ENVIRONMENT_DROP_KUBERNETES
 
     kind: Literal["kubernetes"]
     kubeconfig: ReadableFile | None = None  # None: the in-cluster service account (sfedd in a pod)

@@ -120,6 +120,10 @@ class JobRequest:
     requeue: bool = False
     priority: int = 0
     separate_error: bool = False  # no error path given, but stderr apart from stdout (spooled)
+    gpu_type: str | None = None  # --gres=gpu:TYPE:N: only GPUs of this type; None = any
+    constraint: str | None = None  # -C: node features, `a`, `a&b` (all) or `a|b` (any)
+    # Where sbatch (or sfed submit) ran: the job's SLURM_SUBMIT_DIR, translated per pool.
+    submit_dir: str | None = None
 
     @property
     def tasks(self) -> int:
@@ -198,6 +202,16 @@ class NodeSnapshot:
     mem_total_mb: int
     mem_free_mb: int
     schedulable: bool = True  # False when down, drained or otherwise unusable on the pool
+    gpu_type: str = ""  # the type of its GPUs (Slurm's gres type, a mapped label); "" untyped
+    features: tuple[str, ...] = ()  # node features a -C constraint matches (sorted, unique)
+
+    def __post_init__(self) -> None:
+        # One spelling for equal sets (and a tuple whatever the caller or a JSON row gave).
+        features = self.features
+        if type(features) is not tuple or (
+            len(features) > 1 and list(features) != sorted(set(features))
+        ):
+            object.__setattr__(self, "features", tuple(sorted(set(features))))
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,3 +185,25 @@ def test_private_data_takes_only_jobs() -> None:
     assert parse_config({"server": {"private_data": ["jobs"]}}).server.private_data == ("jobs",)
     with pytest.raises(ConfigError, match=r"server.private_data.0"):
         parse_config({"server": {"private_data": ["accounts"]}})
+
+
+def test_environment_drop_defaults_per_kind() -> None:
+    """Slurm and Kubernetes pools each start from their documented drop list."""
+    config = parse_config(
+        {
+            "pools": [
+                {"name": "a", "partition": "p"},
+                {"name": "k", "kind": "kubernetes", "image": "i"},
+            ]
+        }
+    )
+    slurm, kube = config.pools
+    assert "SLURM_*" in slurm.environment_drop and "PATH" not in slurm.environment_drop
+    assert {"SLURM_*", "PATH", "HOME"} <= set(kube.environment_drop)
+
+
+def test_environment_drop_takes_name_patterns() -> None:
+    """environment_drop entries are variable-name patterns, each bad one named."""
+    assert parse_config(minimal(environment_drop=["HOME"])).pools[0].environment_drop == ("HOME",)
+    with pytest.raises(ConfigError, match=r"pools\.0\.environment_drop: 'a b' is not a variable"):
+        parse_config(minimal(environment_drop=["a b"]))

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from scheduler import limits
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
@@ -28,6 +29,7 @@ SUPPORTED_OPTIONS = (
     "-o/--output",
     "-e/--error",
     "--export",
+    "--export-file",
     "--requeue/--no-requeue",
     "--priority",
 )
@@ -58,7 +60,13 @@ def add_sbatch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--error")
     parser.add_argument(
         "--export",
-        help="ALL (default: the job gets these plus the pool's), NONE or VAR[=value],...",
+        help="ALL (the default: your whole environment), NONE, VAR[=value],... or ALL,VAR=value"
+        " (each pool leaves out what must not cross to it, and says so)",
+    )
+    parser.add_argument(
+        "--export-file",
+        dest="export_file",
+        help="more variables: a file of NAME=value entries, NUL- or newline-separated",
     )
     parser.add_argument("--requeue", action="store_true", default=None)
     parser.add_argument("--no-requeue", dest="requeue", action="store_false")
@@ -114,20 +122,44 @@ def _directive_options(script: bytes) -> argparse.Namespace:
 
 
 def _export(value: str | None, environ: Mapping[str, str]) -> dict[str, str]:
-    """sbatch --export: ALL and NONE add nothing of the client's environment; VAR or VAR=value add it."""
-    if value is None or value.upper() in ("ALL", "NONE"):
+    """sbatch --export: ALL (the default) carries the client's whole environment, NONE none
+    of it; VAR and VAR=value carry only those (values given win); ALL,VAR=value everything
+    with those set. Each pool leaves out what must not cross to it, and says so."""
+    items = [item for item in (value or "ALL").split(",") if item]
+    words = {item.upper() for item in items}
+    env: dict[str, str] = dict(environ) if "ALL" in words or not items else {}
+    if "NONE" in words:
+        if len(items) > 1:
+            raise UsageError("--export: NONE goes alone")
         return {}
-    env: dict[str, str] = {}
-    for item in value.split(","):
-        name, eq, val = item.partition("=")
-        if name.upper() == "ALL":
+    for item in items:
+        if item.upper() == "ALL":
             continue
+        name, eq, val = item.partition("=")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise UsageError(f"--export: not a variable name: {name!r}")
+            raise UsageError(f"--export: not a variable name: {name[:40]!r}")
         if eq:
             env[name] = val
         elif name in environ:
             env[name] = environ[name]
+    return env
+
+
+def _export_file(path: str | None) -> dict[str, str]:
+    """sbatch --export-file: NAME=value entries separated by NUL (or by newlines)."""
+    if path is None:
+        return {}
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--export-file: cannot read {path}: {exc.strerror}") from None
+    separator = b"\0" if b"\0" in data else b"\n"
+    env: dict[str, str] = {}
+    for entry in filter(None, data.split(separator)):
+        name, eq, val = entry.decode("utf-8", "surrogateescape").partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"--export-file: not NAME=value: {entry[:40]!r}")
+        env[name] = val
     return env
 
 
@@ -188,10 +220,13 @@ def build_spec(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     spec.partition = text("partition") or ""
-    spec.chdir = os.path.abspath(text("chdir") or cwd or os.getcwd())
+    submit_dir = cwd or os.getcwd()
+    spec.submit_dir = submit_dir  # where sfed submit ran: the job's SLURM_SUBMIT_DIR
+    spec.chdir = os.path.abspath(text("chdir") or submit_dir)
     spec.output = text("output") or ""
     spec.error = text("error") or ""
-    spec.environment.update(_export(text("export"), environ if environ is not None else os.environ))
+    env = _export(text("export"), environ if environ is not None else os.environ)
+    spec.environment.update({**env, **_export_file(text("export_file"))})
     spec.requeue = bool(pick("requeue"))
     priority = text("priority")
     if priority is not None:

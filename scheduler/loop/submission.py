@@ -42,6 +42,7 @@ def remote_submission(
     mapped = replace(
         req,
         chdir=paths.translate(req.chdir) if req.chdir else None,
+        submit_dir=paths.translate(req.submit_dir) if req.submit_dir else None,
         output=paths.translate(req.output) if req.output else None,
         error=paths.translate(req.error) if req.error else None,
     )

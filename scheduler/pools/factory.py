@@ -44,4 +44,5 @@ def build_pool(
         federation=federation,
         spool_dir=config.spool_dir,
         path_map=PathMap(config.path_prefixes()),
+        environment_drop=config.environment_drop,
     )

@@ -32,7 +32,7 @@ T = TypeVar("T")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 REMOTE_TIME_MARGIN_MIN = 1
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-# Environment of the front-door job that the remote job needs to behave the same.
+# Slurm variables of the front-door job that the remote job needs to behave the same.
 FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
                  "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP")  # fmt: skip
 
@@ -47,6 +47,9 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
     spec = pb.JobSpec(
         script=wrapper.script, job_name=wrapper.text("job_name") or "sbatch", chdir=cwd
     )
+    submit_dir = environ.get("SLURM_SUBMIT_DIR", "")
+    if submit_dir.startswith("/"):  # where the user ran sbatch: SLURM_SUBMIT_DIR everywhere
+        spec.submit_dir = submit_dir
     spec.nodes = wrapper.number("nodes") or 1
     ntasks = wrapper.number("ntasks")
     per_node = wrapper.number("ntasks_per_node")
@@ -76,7 +79,12 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
         # limits on its own ~30 s clock and the pool's must not fire first.
         spec.time_limit_min = limit + REMOTE_TIME_MARGIN_MIN
     spec.requeue = wrapper.fields.get("requeue") == "1"
-    spec.environment.update({k: environ[k] for k in FORWARDED_ENV if k in environ})
+    # The job's environment is the proxy's: sbatch exported it as the user asked (--export,
+    # ALL by default). The front door's own Slurm variables describe the proxy job, not the
+    # user's: the pool's Slurm sets its own. The array task's variables are the job's.
+    spec.environment.update(
+        {k: v for k, v in environ.items() if not k.startswith("SLURM_") or k in FORWARDED_ENV}
+    )
     spec.environment["SFED_FRONT_DOOR_JOB_ID"] = environ.get("SLURM_JOB_ID", "")
     return spec
 

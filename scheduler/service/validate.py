@@ -26,7 +26,11 @@ __all__ = [
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A name a process environment can carry and that starts like a shell name (so no tool reads
+# it as an option): no `=`, NUL or control characters. `%` and friends stay allowed for the
+# exported bash functions (BASH_FUNC_module%%) of module systems; a pool that cannot hold
+# one leaves it out and says so.
+_ENV_NAME = re.compile(r"^[A-Za-z_][^=\x00-\x1f\x7f]*$")
 _PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _POOL = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -196,4 +200,5 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         requeue=spec.requeue,
         priority=priority,
         separate_error=spec.separate_error,
+        submit_dir=_text(f"{field}.submit_dir", spec.submit_dir, absolute=True),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -42,12 +43,49 @@ def test_job_name_defaults_to_script_name() -> None:
     assert spec.job_name == "train.sh"
 
 
-def test_export_takes_named_variables() -> None:
-    """--export=VAR,VAR=value sends those variables only."""
+ENVIRON = {"A": "1", "C": "3"}
+
+
+@pytest.mark.parametrize(
+    ("export", "expected"),
+    [
+        (None, {"A": "1", "C": "3"}),  # sbatch's default is ALL
+        ("--export=ALL", {"A": "1", "C": "3"}),
+        ("--export=NONE", {}),
+        ("--export=A,B=2", {"A": "1", "B": "2"}),
+        ("--export=ALL,A,B=2", {"A": "1", "B": "2", "C": "3"}),
+        ("--export=ALL,A=9", {"A": "9", "C": "3"}),
+        ("--export=Z", {}),  # named but not set: nothing to send
+    ],
+)
+def test_export_follows_sbatch(export: str | None, expected: dict[str, str]) -> None:
+    """--export carries the client's environment as sbatch does."""
+    argv = [export] if export else []
+    spec = build_spec(options(*argv), SCRIPT, "t.sh", cwd="/w", environ=ENVIRON)
+    assert dict(spec.environment) == expected
+
+
+def test_export_none_goes_alone() -> None:
+    """--export=NONE,A is refused, naming the option."""
+    with pytest.raises(UsageError, match="--export: NONE goes alone"):
+        build_spec(options("--export=NONE,A"), SCRIPT, "t.sh", cwd="/w", environ=ENVIRON)
+
+
+@pytest.mark.parametrize("separator", [b"\0", b"\n"])
+def test_export_file_adds_variables(tmp_path: Path, separator: bytes) -> None:
+    """--export-file adds its NAME=value entries (NUL- or newline-separated) over --export."""
+    path = tmp_path / "env"
+    path.write_bytes(separator.join([b"LR=0.1", b"A=from file", b""]))
     spec = build_spec(
-        options("--export=ALL,A,B=2"), SCRIPT, "t.sh", cwd="/w", environ={"A": "1", "C": "3"}
+        options("--export=A", f"--export-file={path}"), SCRIPT, "t.sh", cwd="/w", environ=ENVIRON
     )
-    assert dict(spec.environment) == {"A": "1", "B": "2"}
+    assert dict(spec.environment) == {"A": "from file", "LR": "0.1"}
+
+
+def test_submit_dir_is_where_sfed_submit_ran() -> None:
+    """The job's submit directory is the client's working directory, whatever -D says."""
+    spec = build_spec(options("-D", "/elsewhere"), SCRIPT, "t.sh", cwd="/home/u/run")
+    assert (spec.submit_dir, spec.chdir) == ("/home/u/run", "/elsewhere")
 
 
 def test_gpus_per_node_option() -> None:

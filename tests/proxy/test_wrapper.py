@@ -58,13 +58,25 @@ def test_bad_wrappers_are_refused(data: bytes, message: str) -> None:
 
 
 def test_spec_carries_the_original_request() -> None:
-    """The spec has the original size, the script, and the array environment."""
-    env = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3", "HOME": "/root"}
+    """The spec has the original size, the script, and the environment sbatch exported, less
+    the front-door job's own Slurm variables (the array task's stay)."""
+    env = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3", "HOME": "/root", "LR": "0.1"}
     spec = build_spec(parse_wrapper(wrapper()), env, "/home/u")
     assert (spec.nodes, spec.gres, spec.chdir) == (2, "gpu:4", "/home/u")
     assert spec.time_limit_min == 60 + REMOTE_TIME_MARGIN_MIN  # the front door's limit decides
     assert spec.script == SCRIPT and spec.job_name == "x; touch /tmp/pwned"
-    assert dict(spec.environment) == {"SLURM_ARRAY_TASK_ID": "3", "SFED_FRONT_DOOR_JOB_ID": "41"}
+    assert dict(spec.environment) == {
+        "SLURM_ARRAY_TASK_ID": "3",
+        "HOME": "/root",
+        "LR": "0.1",
+        "SFED_FRONT_DOOR_JOB_ID": "41",
+    }
+
+
+def test_spec_submit_dir_is_the_front_door_s() -> None:
+    """SLURM_SUBMIT_DIR of the front-door job becomes the job's submit directory."""
+    env = {"SLURM_JOB_ID": "41", "SLURM_SUBMIT_DIR": "/home/u/exp"}
+    assert build_spec(parse_wrapper(wrapper()), env, "/home/u/run").submit_dir == "/home/u/exp"
 
 
 def test_ntasks_per_node_sets_total_tasks() -> None:

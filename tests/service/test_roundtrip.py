@@ -38,6 +38,7 @@ FILLED: dict[str, Any] = {
     "requeue": True,
     "priority": 5,
     "separate_error": False,  # excludes `error`; filled by SEPARATE below
+    "submit_dir": "/home/alice/project",
 }
 # The fields FILLED cannot give a non-default value at once (separate_error excludes error).
 SEPARATE: dict[str, Any] = {"error": None, "separate_error": True}

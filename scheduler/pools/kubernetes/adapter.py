@@ -279,7 +279,7 @@ class KubernetesPool:
         self._log.info("kube.cancel", remote_id=remote_id)
 
     def environment_left_out(self, submission: RemoteSubmission) -> Mapping[str, str]:
-        return manifests.left_out(submission)
+        return manifests.left_out(submission, self.config)
 
     def output_paths(self, job: Job, attempt: int, remote_id: str | None) -> OutputPaths:
         return OutputPaths(stdout=POD_LOG, stderr=None)  # both streams in the first pod's log

@@ -32,6 +32,7 @@ from typing import Any
 
 from scheduler.config import KubernetesPoolConfig, KubernetesVolume
 from scheduler.domain import RemoteSubmission
+from scheduler.pools.environment import split_environment
 from scheduler.pools.kubernetes import names
 from scheduler.sbatch_options import expand_filename_pattern
 
@@ -71,15 +72,6 @@ _RUNTIME_MODULES = (
 )
 _RUNTIME_SHIMS = ("srun", "scontrol")  # in bin/, first on the batch script's PATH
 _RUNTIME = (_RUNTIME_ENTRY, *_RUNTIME_MODULES, *_RUNTIME_SHIMS)
-# The login node's own settings: inside the image they would break it (PATH, LD_*) or lie.
-_HOST_ONLY = re.compile(
-    r"^(PATH|HOME|HOSTNAME|PWD|OLDPWD|SHELL|SHLVL|USER|LOGNAME|MAIL|TMPDIR|DISPLAY|TERM|_"
-    r"|LD_[A-Z_]*|SSH_[A-Z_]*|XDG_[A-Z_]*|KUBERNETES_[A-Z_]*|SLURM_[A-Z_]*|SFED_[A-Z_]*"
-    # The GPUs a pod sees are the device plugin's to say: passed on, these would hide the
-    # pod's own GPUs or (NVIDIA_VISIBLE_DEVICES=all) expose every GPU of the node.
-    r"|NVIDIA_[A-Z_]*|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HIP_VISIBLE_DEVICES"
-    r"|GPU_DEVICE_ORDINAL)$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +143,15 @@ def _literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
-_UNHOLDABLE = "a pod's environment cannot hold it"
-
-
-def left_out(submission: RemoteSubmission) -> dict[str, str]:
+def left_out(submission: RemoteSubmission, config: KubernetesPoolConfig) -> dict[str, str]:
     """The job's own variables a pod will not get, with why."""
-    out: dict[str, str] = {}
-    for k, v in {**submission.request.environment, **submission.environment}.items():
-        if k not in submission.environment and _HOST_ONLY.match(k):
-            out[k] = "it belongs to the submitting host, or the pod's GPUs are the cluster's"
-        elif not _ENV_NAME.match(k) or "\0" in v:
-            out[k] = _UNHOLDABLE
-    return dict(sorted(out.items()))
+    return split_environment(submission, config.environment_drop, _unholdable)[1]
+
+
+def _unholdable(name: str, value: str) -> str | None:
+    if not _ENV_NAME.match(name) or "\0" in value:
+        return "a pod's environment cannot hold it"
+    return None
 
 
 def environment(
@@ -186,7 +175,7 @@ def environment(
         "SLURM_NPROCS": str(request.tasks),
         "SLURM_CPUS_PER_TASK": str(request.cpus_per_task),
         "SLURM_GPUS_ON_NODE": str(request.gpus_per_node),
-        "SLURM_SUBMIT_DIR": request.chdir or "/",
+        "SLURM_SUBMIT_DIR": request.submit_dir or request.chdir or "/",
         "SLURM_CLUSTER_NAME": config.name,
         "SLURM_JOB_PARTITION": config.name,
     }
@@ -204,10 +193,8 @@ def environment(
         runtime["SFED_STDOUT"] = _expand(request.output, submission)
     if request.error:
         runtime["SFED_STDERR"] = _expand(request.error, submission)
-    skipped = left_out(submission)
-    merged = {**request.environment, **submission.environment}
-    kept = {k: v for k, v in merged.items() if k not in skipped}
-    dropped = tuple(k for k, why in skipped.items() if why == _UNHOLDABLE)
+    kept, skipped = split_environment(submission, config.environment_drop, _unholdable)
+    dropped = tuple(skipped)
     entries: list[dict[str, Any]] = [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": f"env.{k}"}}} for k in kept
     ]

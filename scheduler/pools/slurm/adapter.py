@@ -38,6 +38,7 @@ from typing import Any
 
 import structlog
 
+from scheduler.config import ENVIRONMENT_DROP_SLURM
 from scheduler.domain import (
     AttemptState,
     Job,
@@ -71,6 +72,7 @@ class SlurmPool:
         federation: str = "sfed",
         spool_dir: str | None = None,
         path_map: PathMap | None = None,
+        environment_drop: Sequence[str] = ENVIRONMENT_DROP_SLURM,
     ) -> None:
         self.name = name
         self.transport = transport
@@ -80,6 +82,7 @@ class SlurmPool:
         # Where jobs that name no output file write it, under sfedd's own names.
         self.spool_dir = spool_dir
         self.path_map = path_map or PathMap()
+        self.environment_drop = tuple(environment_drop)
         # Lazy: resolved against the structlog configuration in force at each call.
         self._log = structlog.get_logger(pool=name)
 
@@ -184,7 +187,7 @@ class SlurmPool:
         )
 
     def environment_left_out(self, submission: RemoteSubmission) -> Mapping[str, str]:
-        return commands.job_environment(submission)[1]
+        return commands.job_environment(submission, self.environment_drop)[1]
 
     def _spooled(self, submission: RemoteSubmission) -> tuple[RemoteSubmission, str]:
         """A job that names no output file writes it to its owner's spool directory, where
@@ -208,7 +211,7 @@ class SlurmPool:
             submission, spool = self._spooled(submission)
         except ValueError as exc:
             raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
-        env, left_out = commands.job_environment(submission)
+        env, left_out = commands.job_environment(submission, self.environment_drop)
         if left_out:
             self._log.warning("slurm.env_dropped", tag=tag, names=list(left_out))
         try:
@@ -217,7 +220,11 @@ class SlurmPool:
             raise PoolError(f"{self.name}: cannot submit {tag}: {exc}") from exc
         environment = commands.export_file(env)
         wrapped = commands.submit_argv(
-            argv, environment, spool_dir=spool, owner=submission.run_as or ""
+            argv,
+            environment,
+            spool_dir=spool,
+            owner=submission.run_as or "",
+            submit_dir=submission.request.submit_dir or "",
         )
         result = await self._run(wrapped, stdin=environment + submission.request.script)
         if not result.ok:

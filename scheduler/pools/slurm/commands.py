@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 
+from scheduler.config import ENVIRONMENT_DROP_SLURM
 from scheduler.domain import RemoteSubmission
+from scheduler.pools.environment import split_environment
 from scheduler.pools.slurm.transport import ENV_NAME
 
 __all__ = [
@@ -29,7 +32,6 @@ __all__ = [
     "READ_OUTPUT_BLOCK",
     "READ_OUTPUT_ENVIRONMENT",
     "READ_OUTPUT_MAX",
-    "SBATCH_CLIENT_ONLY_VARIABLES",
     "SQUEUE_ENVIRONMENT",
     "SQUEUE_FIELDS",
     "SQUEUE_MARKER",
@@ -53,32 +55,20 @@ JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
 #: A POSIX user name (as useradd takes it): safe as an argument and as a path component.
 USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?", re.IGNORECASE)
 
-#: Variables that steer the sbatch client (or the dynamic loader running it) rather than the
-#: job: passed through, they would let a job's environment pick another cluster or account,
-#: override the options built here, or load code into the federation's own sbatch process.
-#: They are not forwarded. (sbatch's input variables: `man sbatch`, INPUT ENVIRONMENT.)
-SBATCH_CLIENT_ONLY_VARIABLES = re.compile(
-    r"SBATCH_.*|SLURM_CONF|SLURM_CLUSTERS|SLURM_DEBUG_FLAGS|SLURM_EXIT_ERROR"
-    r"|LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_.*|NLSPATH"
-    r"|RESOLV_HOST_CONF|RES_OPTIONS"
-)
+
+def job_environment(
+    submission: RemoteSubmission, drop: Sequence[str] = ENVIRONMENT_DROP_SLURM
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The variables to export into the job, and those left out with why (see
+    scheduler.pools.environment): those the pool's `drop` patterns name, and those no
+    environment can hold (`=` or NUL in the name, NUL in the value)."""
+    return split_environment(submission, drop, _unholdable)
 
 
-def job_environment(submission: RemoteSubmission) -> tuple[dict[str, str], dict[str, str]]:
-    """The variables to export into the job, and those left out with why: those that would
-    steer sbatch itself (or the loader) and those no environment can hold (`=` or NUL in the
-    name, NUL in the value). The submission's own variables (SFED_*) win over the request's."""
-    merged = {**submission.request.environment, **submission.environment}
-    kept: dict[str, str] = {}
-    left_out: dict[str, str] = {}
-    for k, v in merged.items():
-        if not ENV_NAME.fullmatch(k) or "\0" in v:
-            left_out[k] = "no environment can hold it"
-        elif SBATCH_CLIENT_ONLY_VARIABLES.fullmatch(k):
-            left_out[k] = "it would steer sbatch or the loader on the pool"
-        else:
-            kept[k] = v
-    return kept, dict(sorted(left_out.items()))
+def _unholdable(name: str, value: str) -> str | None:
+    if not ENV_NAME.fullmatch(name) or "\0" in value:
+        return "no environment can hold it"
+    return None
 
 
 def _positive(name: str, value: int) -> int:
@@ -132,7 +122,8 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
 # entry of a name wins) to a private temporary file that sbatch reads with --export-file
 # (which replaces, not adds to, what --export=ALL exports); the rest of stdin, the script,
 # stays sbatch's stdin. The file is removed whatever happens.
-# $2, when given, is a spool directory to make first (mode 0700), owned by user $3 if given.
+# $2, when given, is a spool directory to make first (mode 0700), owned by user $3 if given;
+# sbatch runs in $4 when given and there (Slurm makes it the job's SLURM_SUBMIT_DIR).
 _SUBMIT_WRAPPER = (
     'f=$(mktemp "${TMPDIR:-/tmp}/sfed-env.XXXXXX") || exit 125; '
     "trap 'rm -f \"$f\"' EXIT; "
@@ -140,7 +131,8 @@ _SUBMIT_WRAPPER = (
     'if [ -n "$2" ]; then '
     'mkdir -p -m 0700 "$2" && chmod 0700 "$2" && { [ -z "$3" ] || chown "$3": "$2"; } '
     '|| { echo "sbatch: error: cannot prepare the spool directory $2" >&2; exit 125; }; fi; '
-    'shift 3; "$@" --export-file="$f"'
+    'if [ -n "$4" ]; then cd "$4" 2>/dev/null || cd /; fi; '
+    'shift 4; "$@" --export-file="$f"'
 )
 
 
@@ -150,11 +142,17 @@ def export_file(env: dict[str, str]) -> bytes:
 
 
 def submit_argv(
-    sbatch: list[str], environment: bytes, *, spool_dir: str = "", owner: str = ""
+    sbatch: list[str],
+    environment: bytes,
+    *,
+    spool_dir: str = "",
+    owner: str = "",
+    submit_dir: str = "",
 ) -> list[str]:
     """`sbatch` run through the wrapper that takes its `environment` (an `export_file`) from
-    the head of stdin, after making `spool_dir` (0700, `owner`'s when given); stdin must be
-    the environment, then the script."""
+    the head of stdin, after making `spool_dir` (0700, `owner`'s when given), in `submit_dir`
+    (or / when the pool has no such directory); stdin must be the environment, then the
+    script."""
     if owner and not USER_NAME.fullmatch(owner):
         raise ValueError(f"not a user name: {owner!r}")
     return [
@@ -165,6 +163,7 @@ def submit_argv(
         str(len(environment)),
         spool_dir,
         owner,
+        submit_dir,
         *sbatch,
     ]
 

@@ -95,7 +95,7 @@ class ScriptedTransport:
 def unwrap_submit(call: Call) -> Call:
     """The sbatch call inside commands.submit_argv's wrapper: its own argv, the script as
     stdin, and the variables of the --export-file the wrapper stages, as env."""
-    size, spool, owner, *sbatch = call.argv[4:]
+    size, spool, owner, _submit_dir, *sbatch = call.argv[4:]
     assert call.stdin is not None
     staged, script = call.stdin[: int(size)], call.stdin[int(size) :]
     assert staged.endswith(b"\0") or not staged

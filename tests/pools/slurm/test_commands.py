@@ -151,10 +151,11 @@ def test_job_environment_drops_variables_that_steer_sbatch(name: str) -> None:
 
 
 def test_job_environment_keeps_job_variables() -> None:
-    """Ordinary variables, PATH, SLURM_* job hints and exported bash functions are forwarded."""
+    """Ordinary variables, PATH, array task variables and exported bash functions are
+    forwarded."""
     keep = {
         "PATH": "/opt/bin:/usr/bin",
-        "SLURM_CPU_BIND": "none",
+        "SLURM_ARRAY_TASK_ID": "3",
         "CUDA_HOME": "/cuda",
         "BASH_FUNC_module%%": "() {  eval $($LMOD_CMD bash $*)\n}",
     }
@@ -165,8 +166,10 @@ def test_job_environment_keeps_job_variables() -> None:
 @pytest.mark.parametrize(
     ("name", "why"),
     [
-        ("LD_PRELOAD", "it would steer sbatch or the loader on the pool"),
-        ("SBATCH_ACCOUNT", "it would steer sbatch or the loader on the pool"),
+        ("LD_PRELOAD", "this pool's environment_drop: LD_*"),
+        ("SBATCH_ACCOUNT", "this pool's environment_drop: SBATCH_*"),
+        ("SLURM_JOB_ID", "this pool's environment_drop: SLURM_*"),
+        ("CUDA_VISIBLE_DEVICES", "this pool's environment_drop: CUDA_VISIBLE_DEVICES"),
         ("A=B", "no environment can hold it"),
     ],
 )
@@ -348,3 +351,26 @@ def test_sbatch_argv_refuses_bad_owner_names(name: str) -> None:
     """An owner that is not a user name is refused before anything runs."""
     with pytest.raises(ValueError, match="not a user name"):
         commands.sbatch_argv(submission(run_as=name), "gpu")
+
+
+def test_a_pool_s_own_drop_list_replaces_the_defaults() -> None:
+    """With environment_drop = ["HOME"], HOME stays behind and LD_LIBRARY_PATH goes."""
+    sub = submission(
+        script=b"#!/bin/sh\n", environment={"HOME": "/home/u", "LD_LIBRARY_PATH": "/opt/lib"}
+    )
+    env, left_out = commands.job_environment(sub, ["HOME"])
+    assert (env, left_out) == (
+        {"LD_LIBRARY_PATH": "/opt/lib"},
+        {"HOME": "this pool's environment_drop: HOME"},
+    )
+
+
+def test_the_federation_s_own_variables_are_never_dropped() -> None:
+    """SFED_* set by the federation go whatever the drop list; a user's stale ones do not."""
+    sub = submission(
+        sfed_env={"SFED_JOB_ID": "12"},
+        script=b"#!/bin/sh\n",
+        environment={"SFED_JOB_ID": "7", "SFED_POOL": "old"},
+    )
+    env, left_out = commands.job_environment(sub)
+    assert (env, list(left_out)) == ({"SFED_JOB_ID": "12"}, ["SFED_POOL"])

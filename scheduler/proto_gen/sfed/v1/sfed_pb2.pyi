@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobSpec(_message.Message):
-    __slots__ = ("script", "job_name", "nodes", "ntasks", "gres", "cpus_per_task", "mem_per_node_mb", "time_limit_min", "partition", "chdir", "output", "error", "environment", "requeue", "priority", "separate_error")
+    __slots__ = ("script", "job_name", "nodes", "ntasks", "gres", "cpus_per_task", "mem_per_node_mb", "time_limit_min", "partition", "chdir", "output", "error", "environment", "requeue", "priority", "separate_error", "submit_dir")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class JobSpec(_message.Message):
     REQUEUE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     SEPARATE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_DIR_FIELD_NUMBER: _ClassVar[int]
     script: bytes
     job_name: str
     nodes: int
@@ -50,7 +51,8 @@ class JobSpec(_message.Message):
     requeue: bool
     priority: int
     separate_error: bool
-    def __init__(self, script: _Optional[bytes] = ..., job_name: _Optional[str] = ..., nodes: _Optional[int] = ..., ntasks: _Optional[int] = ..., gres: _Optional[str] = ..., cpus_per_task: _Optional[int] = ..., mem_per_node_mb: _Optional[int] = ..., time_limit_min: _Optional[int] = ..., partition: _Optional[str] = ..., chdir: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., requeue: _Optional[bool] = ..., priority: _Optional[int] = ..., separate_error: _Optional[bool] = ...) -> None: ...
+    submit_dir: str
+    def __init__(self, script: _Optional[bytes] = ..., job_name: _Optional[str] = ..., nodes: _Optional[int] = ..., ntasks: _Optional[int] = ..., gres: _Optional[str] = ..., cpus_per_task: _Optional[int] = ..., mem_per_node_mb: _Optional[int] = ..., time_limit_min: _Optional[int] = ..., partition: _Optional[str] = ..., chdir: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., requeue: _Optional[bool] = ..., priority: _Optional[int] = ..., separate_error: _Optional[bool] = ..., submit_dir: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "user", "client_key")
