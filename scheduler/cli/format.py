@@ -200,6 +200,7 @@ def job_details(job: pb.JobInfo) -> str:
         lines.append(
             f"   Attempt {a.number}: {a.pool} job {a.remote_id or '?'} {a.state}{code}{where}{reason}"
         )
+    lines += [f"   Note: {note}" for note in job.notes]
     return "\n".join(lines)
 
 

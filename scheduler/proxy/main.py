@@ -31,6 +31,7 @@ __all__ = ["REMOTE_TIME_MARGIN_MIN", "build_spec", "client_key", "main", "separa
 T = TypeVar("T")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 REMOTE_TIME_MARGIN_MIN = 1
+WAITING_COMMENT = "sfed: waiting for sfedd"  # plugins/job_submit.lua's, on a job without one
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Slurm variables of the front-door job that the remote job needs to behave the same.
 FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
@@ -113,6 +114,7 @@ class Proxy:
         self.cancel = threading.Event()
         self.done = threading.Event()
         self.job_id = 0
+        self.user_comment = ""
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
         """Call until sfedd answers (it may be restarting), for at most retry_for seconds."""
@@ -133,11 +135,23 @@ class Proxy:
             delay = min(delay * 2, 5.0)
 
     def set_comment(self, text: str) -> None:
-        """Show the remote state in the front-door job (squeue -o %k, scontrol show job)."""
+        """Show the remote state in the front-door job (squeue -o %k, scontrol show job),
+        after the user's own comment when the job has one."""
         job = self.environ.get("SLURM_JOB_ID")
         if job:
-            subprocess.run(["scontrol", "update", f"jobid={job}", f"comment={text}"],
+            shown = f"{self.user_comment} | {text}" if self.user_comment else text
+            subprocess.run(["scontrol", "update", f"jobid={job}", f"comment={shown}"],
                            capture_output=True, timeout=30, check=False)  # fmt: skip
+
+    def read_user_comment(self) -> str:
+        """The comment the user gave (sbatch --comment), "" when none: the shim marks a job
+        without one with its waiting comment, which the proxy's status replaces."""
+        job = self.environ.get("SLURM_JOB_ID")
+        if not job:
+            return ""
+        shown = subprocess.run(["squeue", "-h", "-j", job, "-o", "%k"], capture_output=True,
+                               text=True, timeout=30, check=False).stdout.strip()  # fmt: skip
+        return "" if shown in ("", "(null)", WAITING_COMMENT) else shown
 
     def own_job_splits_streams(self) -> bool:
         """Whether this front-door job has its own -e file (then stderr is streamed apart)."""
@@ -196,6 +210,7 @@ class Proxy:
                 self.cancel.wait(1.0)
 
     def run(self, wrapper: Wrapper) -> int:
+        self.user_comment = self.read_user_comment()
         spec = build_spec(wrapper, self.environ, os.getcwd())
         spec.separate_error = self.own_job_splits_streams()
         request = pb.SubmitJobRequest(spec=spec, client_key=client_key(self.environ))
@@ -205,8 +220,7 @@ class Proxy:
             say(f"the federation refused the job: {exc.details()}")
             self.set_comment(f"sfed: refused: {exc.details()}"[:200])
             return 1
-        self.job_id = reply.job_id
-        say(f"federation job {self.job_id}")
+        self.job_id = reply.job_id  # shown in the job's comment, not in the user's output
         streams = [False, True] if spec.separate_error else [False]
         streamers = [threading.Thread(target=self.stream_output, args=(err,), daemon=True)
                      for err in streams]  # fmt: skip

@@ -32,6 +32,7 @@ T = TypeVar("T")
 WATCH_POLL_S = 0.5
 OUTPUT_CHUNK = 1024 * 1024
 PAGE_BYTES = 2 * 1024 * 1024  # a listing page stops growing past this
+NOTE_KINDS = frozenset({"environment"})  # events GetJob shows the owner as notes
 
 
 async def _db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -122,7 +123,11 @@ class FederationServicer(_Served, pb_grpc.FederationServicer):
 
     async def _info(self, job: Job, caller: Caller) -> pb.JobInfo:
         private = access.may_read_private(caller, job, self.config.server)
-        return convert.job_info(job, await _db(self.store.attempts, job.id), private=private)
+        info = convert.job_info(job, await _db(self.store.attempts, job.id), private=private)
+        if private:  # what was left out of an environment names the owner's variables
+            events = await _db(self.store.events, job.id)
+            info.notes.extend(e.message for e in events if e.kind in NOTE_KINDS)
+        return info
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.JobInfo:
         caller = await self._authenticate(context, "GetJob", request)

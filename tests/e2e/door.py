@@ -48,11 +48,17 @@ class Remote:
 
 
 def run(
-    lab: Lab, cluster: str, *argv: str, cwd: Path | None = None, timeout: float = 60
+    lab: Lab,
+    cluster: str,
+    *argv: str,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """A Slurm client of `cluster` (argv, no shell, no stdin); never raises on its exit code."""
+    """A Slurm client of `cluster` (argv, no shell, no stdin), with `env` added to its
+    environment; never raises on its exit code."""
     return subprocess.run(
-        list(argv), env=lab.env(cluster), cwd=cwd, stdin=subprocess.DEVNULL,
+        list(argv), env={**lab.env(cluster), **(env or {})}, cwd=cwd, stdin=subprocess.DEVNULL,
         capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
     )  # fmt: skip
 
@@ -197,8 +203,10 @@ class FrontDoor:
         out = checked(self.lab, DOOR, "squeue", "-h", "--states=all", "-n", name, "-o", "%A")
         return out.split()
 
-    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return run(self.lab, DOOR, *argv, cwd=self.workdir, timeout=timeout)
+    def run(
+        self, *argv: str, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run(self.lab, DOOR, *argv, cwd=self.workdir, timeout=timeout, env=env)
 
     def script(self, name: str, body: str | bytes) -> str:
         """A script file in the work dir; returns its name (sbatch runs in the work dir)."""
@@ -206,17 +214,20 @@ class FrontDoor:
         (self.workdir / name).write_bytes(data)
         return name
 
-    def sbatch(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """`sbatch argv...`, remembering the job if one was submitted."""
-        result = self.run("sbatch", *argv)
+    def sbatch(
+        self, *argv: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`sbatch argv...` (with `env` added to the client's environment), remembering the
+        job if one was submitted."""
+        result = self.run("sbatch", *argv, env=env)
         m = SUBMITTED.fullmatch(result.stdout)
         if m:
             self.jobs.append(m[1])
         return result
 
-    def submit(self, *argv: str) -> str:
+    def submit(self, *argv: str, env: dict[str, str] | None = None) -> str:
         """`sbatch argv...` that must print `Submitted batch job <id>`; returns the id."""
-        result = self.sbatch(*argv)
+        result = self.sbatch(*argv, env=env)
         assert result.returncode == 0, f"sbatch {argv} exited {result.returncode}: {result.stderr}"
         m = SUBMITTED.fullmatch(result.stdout)
         assert m, f"sbatch printed {result.stdout!r}"
@@ -246,7 +257,8 @@ class FrontDoor:
         """Poll the door job's comment until it shows the federation job in `states` on a pool."""
 
         def probe() -> Remote | None:
-            m = PROXY_COMMENT.fullmatch(self.comment(job))
+            # The proxy's status follows the user's own comment, when there is one.
+            m = PROXY_COMMENT.fullmatch(self.comment(job).rsplit(" | ", 1)[-1])
             if m is None or m[2] not in states or m[3] is None:
                 return None
             return Remote(int(m[1]), m[2], m[3], m[4])

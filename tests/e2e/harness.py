@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -48,9 +49,24 @@ class Daemon(SfeddProcess):
         self.federation: str = config["federation"]["name"]
         super().__init__(write_config(config, workdir / "sfed.yaml"), socket, workdir / "sfedd.log")
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The real `sfed` CLI; with check, a non-zero exit fails the test with the daemon's log."""
-        result = self.sfed(*args)
+    @property
+    def cwd(self) -> Path:
+        """Where the CLI runs (its working directory, so the jobs' submit directory)."""
+        return self.config.parent
+
+    def run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The real `sfed` CLI (with `env` added to its environment); with check, a non-zero
+        exit fails the test with the daemon's log."""
+        if env is None:
+            result = self.sfed(*args)
+        else:
+            result = subprocess.run(
+                [str(self.bin_dir / "sfed"), "--address", self.address, *args],
+                text=True, capture_output=True, timeout=120, cwd=self.cwd,
+                env={**os.environ, **env},
+            )  # fmt: skip
         if check and result.returncode != 0:
             raise AssertionError(
                 f"sfed {' '.join(args)} exited {result.returncode}: "

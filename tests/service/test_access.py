@@ -302,3 +302,15 @@ def test_a_forged_page_token_is_invalid(serve: Callable[..., Api], store: Store)
         serve().as_user(OTHER, "ListJobs", request)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert (info.value.details() or "").startswith("page_token:")
+
+
+def test_notes_are_the_owner_s(serve: Callable[..., Api], store: Store, owned: int) -> None:
+    """What a pool left out of a job's environment is shown to its owner, not to others."""
+    store.note(owned, "environment", "left out of the job's environment on beta: LD_PRELOAD", T0)
+    api = serve()
+    mine = api.as_user(OWNER, "GetJob", pb.GetJobRequest(job_id=owned))
+    theirs = api.as_user(OTHER, "GetJob", pb.GetJobRequest(job_id=owned))
+    assert (list(mine.notes), list(theirs.notes)) == (
+        ["left out of the job's environment on beta: LD_PRELOAD"],
+        [],
+    )
