@@ -12,7 +12,9 @@ Rules (the tests' reference implementation spells them out the plain way):
   pool's `partition`.
 * A job fits a pool when at least `nodes` distinct schedulable nodes each have
   `gpus_free >= gpus_per_node`, `cpus_free >= cpus_per_node` and, when the request sets it,
-  `mem_free_mb >= mem_per_node_mb`. Among the eligible pools where it fits, the one with the
+  `mem_free_mb >= mem_per_node_mb`; with a `gpu_type`, only nodes whose GPUs are of that type
+  count, and with a `constraint`, only nodes whose features satisfy it
+  (`scheduler.placement.features`). Among the eligible pools where it fits, the one with the
   lowest `weight`, then `price_per_gpu_hour`, then name wins. The job's share is deducted
   from the best-fitting nodes (fewest free GPUs, then CPUs, then name) of a working copy, so
   later jobs of the same pass see it taken.
@@ -24,8 +26,9 @@ Rules (the tests' reference implementation spells them out the plain way):
 How it stays fast (100,000 jobs x 2,000 nodes in about half a second on one core) while
 deciding exactly what the plain algorithm decides (tests/placement/test_reference.py):
 
-* Jobs are grouped by shape (nodes, GPUs, CPUs, memory per node) and partition (which fixes
-  the eligible pools). A shape keeps its last counts and verdict per pool.
+* Jobs are grouped by shape (nodes, GPUs, CPUs, memory per node), GPU type and constraint
+  (the nodes they may use) and partition (which fixes the eligible pools). A shape keeps its
+  last counts and verdict per pool.
 * Resources only shrink during a pass, so a shape's verdict on a pool can only change after
   a placement on that pool, and a pool where it stopped fitting never fits again within the
   pass. A group seen again re-counts only the pools placed on since it last looked, and a
@@ -35,6 +38,8 @@ deciding exactly what the plain algorithm decides (tests/placement/test_referenc
 * Per pool, nodes sit in buckets by free-GPU level, each sorted by free CPUs, with running
   "at least g free GPUs" counts (`nodes.FreeNodes`): "not enough GPUs" is one list index,
   "how many also have c CPUs" one bisection per level, and the best fit is the first found.
+  A GPU type or constraint that accepts only some of a pool's nodes gets its own such copy
+  of them (`nodes.PoolNodes`), kept in step with the pool's by every placement.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ from operator import attrgetter
 
 from scheduler.domain import Decision, Job, JobRequest, PoolSnapshot, PoolState, PoolVerdict
 from scheduler.placement import reasons
-from scheduler.placement.nodes import Capacity, FreeNodes, Shape, shape_of
+from scheduler.placement.features import NodeMatch, match_of
+from scheduler.placement.nodes import Capacity, FreeNodes, PoolNodes, Shape, shape_of
 
 __all__ = ["Policy", "job_order", "never_fits", "place", "pool_order", "served_partition"]
 
@@ -100,11 +106,12 @@ def never_fits(request: JobRequest, pools: Sequence[PoolSnapshot], policy: Polic
     if not serving:
         return f"no pool serves partition {partition}"
     shape = shape_of(request)
+    match = match_of(request.gpu_type, request.constraint)
     why: list[str] = []
     for pool in serving:
         if not pool.nodes:
             return None
-        reason = Capacity(pool.nodes).never(pool.name, shape)
+        reason = Capacity(pool.nodes).never(pool.name, shape, match)
         if reason is None:
             return None
         why.append(reason)
@@ -132,15 +139,21 @@ def place(
 
 
 class _View:
-    """What each pool says about one shape, kept up to date lazily; shared by the shape's
-    groups (one per partition)."""
+    """What each pool says about one shape and match, kept up to date lazily; shared by the
+    shape's groups (one per partition)."""
 
-    __slots__ = ("counts", "fits", "never", "seen", "shape", "verdict")
+    __slots__ = ("counts", "fits", "free", "match", "never", "seen", "shape", "verdict", "words")
 
-    def __init__(self, shape: Shape, pools: int) -> None:
+    def __init__(self, shape: Shape, match: NodeMatch | None, free: list[FreeNodes]) -> None:
+        pools = len(free)
         self.shape = shape
+        self.match = match
+        self.words = () if match is None else match.words()
+        # Per pool, the nodes the match accepts (the pool's own list when it has no match;
+        # else filled in for the pools the shape is counted on).
+        self.free = free
         self.never: dict[int, PoolVerdict | None] = {}  # pool -> why never (None: it could)
-        self.seen = [-1] * pools  # how many node changes the pool had when counted; -1: never
+        self.seen = [-1] * pools  # how many changes `free` had when counted; -1: never
         self.counts: list[tuple[int, int, int]] = [(0, 0, 0)] * pools  # see FreeNodes.counts
         self.fits = [False] * pools
         self.verdict: list[PoolVerdict | None] = [None] * pools  # why not now; None if it fits
@@ -174,19 +187,19 @@ class _Pass:
         self.names = [pool.name for pool in pools]
         self.policy = policy
         self.capacity = [Capacity(pool.nodes) for pool in pools]
-        self.free: list[FreeNodes] = []  # empty for pools that take nothing
+        self.nodes: list[PoolNodes] = []  # empty for pools that take nothing
         for pool in pools:
             up = pool.state is PoolState.UP
-            free = FreeNodes(pool.nodes if up else ())
+            free = PoolNodes(pool.nodes if up else ())
             if up:
                 for request in pool.inflight:
                     free.reserve(request)
-            self.free.append(free)
-        self.version = [len(free.changes) for free in self.free]  # node changes per pool
+            self.nodes.append(free)
+        self.free = [free.all for free in self.nodes]  # every schedulable node, per pool
         self.log: list[int] = []  # the pool of each placement, in order
         self.placements = 0
-        self.views: dict[Shape, _View] = {}
-        self.groups: dict[tuple[Shape, str | None], _Group] = {}
+        self.views: dict[tuple[Shape, NodeMatch | None], _View] = {}
+        self.groups: dict[tuple[Shape, NodeMatch | None, str | None], _Group] = {}
         self.statics: dict[str | None, list[PoolVerdict | None]] = {}
         self.preferences: dict[tuple[int, int], PoolVerdict] = {}
 
@@ -215,11 +228,12 @@ class _Pass:
             self.statics[partition] = found
         return found
 
-    def _group(self, shape: Shape, partition: str | None) -> _Group:
+    def _group(self, shape: Shape, match: NodeMatch | None, partition: str | None) -> _Group:
         """A new group, up to date."""
-        view = self.views.get(shape)
+        view = self.views.get((shape, match))
         if view is None:
-            view = self.views[shape] = _View(shape, len(self.pools))
+            free = self.free if match is None else list(self.free)
+            view = self.views[(shape, match)] = _View(shape, match, free)
         never = view.never
         verdicts: list[PoolVerdict] = []
         live: list[tuple[int, int]] = []
@@ -227,12 +241,14 @@ class _Pass:
             if static is None:
                 if index not in never:
                     name = self.names[index]
-                    why = self.capacity[index].never(name, shape)
+                    why = self.capacity[index].never(name, shape, match)
                     never[index] = None if why is None else PoolVerdict(name, False, why)
+                    if why is None and match is not None:
+                        view.free[index] = self.nodes[index].matching(match)
                 static = never[index]
                 if static is None:
                     live.append((index, len(verdicts)))
-                    if view.seen[index] != self.version[index]:
+                    if view.seen[index] != len(view.free[index].changes):
                         self._update(view, index)
                     static = view.verdict[index] or _FITS
             verdicts.append(static)
@@ -243,7 +259,7 @@ class _Pass:
 
     def _update(self, view: _View, index: int) -> None:
         """Re-count one pool for the shape: it changed since last counted."""
-        free = self.free[index]
+        free = view.free[index]
         before, since = view.counts[index], view.seen[index]
         view.seen[index] = len(free.changes)
         shape = view.shape
@@ -270,7 +286,7 @@ class _Pass:
         name = self.names[index]
         reason = reasons.not_now(
             name, nodes, gpus, cpus, mem,
-            with_gpus=with_gpus, with_cpus=with_cpus, with_mem=with_mem,
+            with_gpus=with_gpus, with_cpus=with_cpus, with_mem=with_mem, match=view.words,
         )  # fmt: skip
         view.verdict[index] = PoolVerdict(name, False, reason)
 
@@ -278,8 +294,7 @@ class _Pass:
         """Bring a group up to date with the placements made since it last looked: only the
         pools placed on since are looked at again."""
         view = group.view
-        seen, verdict = view.seen, view.verdict
-        version = self.version
+        seen, verdict, free = view.seen, view.verdict, view.free
         verdicts = group.verdicts
         pools: Iterable[tuple[int, int]]
         if self.placements - group.stamp < len(group.live):
@@ -289,7 +304,7 @@ class _Pass:
             pools = group.live
         changed = False
         for index, at in pools:
-            if seen[index] != version[index]:
+            if seen[index] != len(free[index].changes):
                 self._update(view, index)
             now = verdict[index]
             if now is not None and verdicts[at] is not now:
@@ -322,7 +337,9 @@ class _Pass:
         fitting = view.counts[winner][2]
         for index, at in group.live:
             if index == winner:
-                reason = reasons.chosen(name, nodes, gpus, cpus, mem, fitting=fitting)
+                reason = reasons.chosen(
+                    name, nodes, gpus, cpus, mem, fitting=fitting, match=view.words
+                )
                 verdicts[at] = PoolVerdict(name, True, reason)
             elif view.fits[index]:
                 verdicts[at] = self._preferred(index, winner)
@@ -364,13 +381,16 @@ class _Pass:
                 request.cpus_per_task,
                 request.mem_per_node_mb,
                 request.partition,
+                request.gpu_type,
+                request.constraint,
             )
             group = by_fields.get(fields)
             if group is None:
                 partition = request.partition
                 if partition == virtual:
                     partition = None
-                key = (shape_of(request), partition)
+                match = match_of(request.gpu_type, request.constraint)
+                key = (shape_of(request), match, partition)
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = self._group(*key)
@@ -385,12 +405,12 @@ class _Pass:
                 continue
             winner = group.fits[0]
             append(make(job.id, names[winner], self._placed(group, winner)))
-            free = self.free[winner]
-            shape = group.view.shape
+            view = group.view
+            free = view.free[winner]
+            shape = view.shape
             chosen = free.pick(shape)
             assert chosen is not None
             free.take(chosen, shape)
-            self.version[winner] = len(free.changes)
             self.log.append(winner)
             self.placements += 1
             left -= 1

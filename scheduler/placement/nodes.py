@@ -3,19 +3,22 @@ what is free. Internal to `scheduler.placement`.
 
 A request's shape is `(nodes, gpus, cpus, mem)`: how many distinct nodes, and what each of
 them must give (`mem` None = no memory requirement, then memory is neither checked nor taken).
+A request with a GPU type or a constraint also has a `NodeMatch` (None otherwise): only the
+nodes it accepts count, and it is judged on their own `FreeNodes` (`PoolNodes.matching`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 
 from scheduler.domain import JobRequest, NodeSnapshot
 from scheduler.placement import reasons
+from scheduler.placement.features import NodeMatch, match_of
 
-__all__ = ["MAX_LEVEL", "Capacity", "FreeNodes", "Shape", "shape_of"]
+__all__ = ["MAX_LEVEL", "Capacity", "FreeNodes", "PoolNodes", "Shape", "shape_of"]
 
 Shape = tuple[int, int, int, int | None]
 
@@ -24,41 +27,90 @@ def shape_of(request: JobRequest) -> Shape:
     return (request.nodes, request.gpus_per_node, request.cpus_per_node, request.mem_per_node_mb)
 
 
+_Kind = tuple[int, int, int]  # a node's total GPUs, CPUs and memory
+
+
 class Capacity:
     """What a pool's nodes hold in total (all of them, schedulable or not: they may come back).
 
-    Nodes are grouped by their (GPUs, CPUs, memory) totals: pools are mostly homogeneous, so
-    asking "could this shape ever run here" costs a few comparisons, not one per node.
+    Nodes are grouped by their (GPUs, CPUs, memory) totals, and by GPU type and features:
+    pools are mostly homogeneous, so asking "could this shape ever run here" costs a few
+    comparisons, not one per node.
     """
 
-    __slots__ = ("kinds", "max_cpus", "max_gpus", "max_mem", "node_count")
+    __slots__ = ("classes", "kinds", "max_cpus", "max_gpus", "max_mem", "node_count")
 
     def __init__(self, nodes: Sequence[NodeSnapshot]) -> None:
-        kinds = Counter((n.gpus_total, n.cpus_total, n.mem_total_mb) for n in nodes)
+        classes = Counter(
+            (n.gpu_type, n.features, n.gpus_total, n.cpus_total, n.mem_total_mb) for n in nodes
+        )
+        self.classes = sorted(classes.items())
+        kinds: Counter[_Kind] = Counter()
+        for (_, _, g, c, m), count in self.classes:
+            kinds[(g, c, m)] += count
         self.kinds = sorted(kinds.items())
         self.node_count = len(nodes)
         self.max_gpus = max((n.gpus_total for n in nodes), default=0)
         self.max_cpus = max((n.cpus_total for n in nodes), default=0)
         self.max_mem = max((n.mem_total_mb for n in nodes), default=0)
 
-    def never(self, pool: str, shape: Shape) -> str | None:
-        """Why the shape could not run here even with every node empty and up, else None."""
-        nodes, gpus, cpus, mem = shape
-        with_gpus = with_cpus = with_mem = 0
-        for (g, c, m), count in self.kinds:
-            if g >= gpus:
-                with_gpus += count
-                if c >= cpus:
-                    with_cpus += count
-                    if mem is None or m >= mem:
-                        with_mem += count
-        return reasons.never(
-            pool, nodes, gpus, cpus, mem,
-            node_count=self.node_count,
-            max_gpus=self.max_gpus, with_gpus=with_gpus,
-            max_cpus=self.max_cpus, with_cpus=with_cpus,
-            max_mem=self.max_mem, with_mem=with_mem,
+    def never(self, pool: str, shape: Shape, match: NodeMatch | None = None) -> str | None:
+        """Why the shape could not run here even with every node empty and up, else None;
+        with a match, on the nodes it accepts only."""
+        if match is None:
+            return _never(
+                pool, shape, self.kinds, self.node_count, self.max_gpus, self.max_cpus, self.max_mem
+            )
+        typed = features = False
+        kinds: list[tuple[_Kind, int]] = []
+        for (gpu_type, node_features, g, c, m), count in self.classes:
+            has_type = match.gpu_type is None or gpu_type == match.gpu_type
+            has_features = match.constraint is None or match.constraint.satisfied_by(node_features)
+            typed = typed or has_type
+            features = features or has_features
+            if has_type and has_features:
+                kinds.append(((g, c, m), count))
+        if not kinds:  # name what is missing: the type, the features, or both on one node
+            return reasons.unmatched(
+                pool, match.words(gpu_type=not typed or features, features=not features or typed)
+            )
+        return _never(
+            pool, shape, kinds,
+            sum(count for _, count in kinds),
+            max(g for (g, _, _), _ in kinds),
+            max(c for (_, c, _), _ in kinds),
+            max(m for (_, _, m), _ in kinds),
+            match.words(),
         )  # fmt: skip
+
+
+def _never(
+    pool: str,
+    shape: Shape,
+    kinds: Iterable[tuple[_Kind, int]],
+    node_count: int,
+    max_gpus: int,
+    max_cpus: int,
+    max_mem: int,
+    match: Sequence[str] = (),
+) -> str | None:
+    nodes, gpus, cpus, mem = shape
+    with_gpus = with_cpus = with_mem = 0
+    for (g, c, m), count in kinds:
+        if g >= gpus:
+            with_gpus += count
+            if c >= cpus:
+                with_cpus += count
+                if mem is None or m >= mem:
+                    with_mem += count
+    return reasons.never(
+        pool, nodes, gpus, cpus, mem,
+        node_count=node_count,
+        max_gpus=max_gpus, with_gpus=with_gpus,
+        max_cpus=max_cpus, with_cpus=with_cpus,
+        max_mem=max_mem, with_mem=with_mem,
+        match=match,
+    )  # fmt: skip
 
 
 # Free-GPU buckets per pool: nodes reporting more free GPUs than this share the last bucket,
@@ -82,16 +134,29 @@ class FreeNodes:
     `at_least[g]` = how many nodes have >= g free GPUs. So "not enough GPUs" is answered
     without looking at a node, "how many also have c free CPUs" with one bisection per
     level, and the best-fitting nodes are the first ones found.
+
+    It holds all of a pool's schedulable nodes, or the subset a GPU type or constraint
+    accepts (`ids`: each node's index among all of them); the copies of one pool form a
+    `family`, and a take through any of them is made in every copy that holds the node.
     """
 
-    __slots__ = ("at_least", "capped", "changes", "cpus", "gpus", "levels", "mem", "names", "top")
+    __slots__ = (
+        "at_least", "capped", "changes", "cpus", "family", "gpus", "ids", "levels", "mem",
+        "names", "top", "where",
+    )  # fmt: skip
 
-    def __init__(self, nodes: Sequence[NodeSnapshot]) -> None:
-        usable = [n for n in nodes if n.schedulable]
-        self.names = [n.name for n in usable]
-        self.gpus = [n.gpus_free for n in usable]
-        self.cpus = [n.cpus_free for n in usable]
-        self.mem = [n.mem_free_mb for n in usable]
+    def __init__(
+        self,
+        names: list[str],
+        gpus: list[int],
+        cpus: list[int],
+        mem: list[int],
+        ids: Sequence[int] | None = None,
+    ) -> None:
+        self.names, self.gpus, self.cpus, self.mem = names, gpus, cpus, mem
+        self.ids = ids  # None: all of the pool's schedulable nodes, in their order
+        self.where = None if ids is None else {node: i for i, node in enumerate(ids)}
+        self.family = [self]
         most = max([0, *self.gpus])
         self.top = top = min(most, MAX_LEVEL)  # the last bucket: top free GPUs, or more
         self.capped = most > top
@@ -108,8 +173,33 @@ class FreeNodes:
             self.at_least[level] = running
         # Every change to a node, flat, six numbers each: old free GPUs, CPUs, memory, then
         # new. Counts made earlier are brought up to date from the changes since, not by a
-        # new scan. `len(changes)` is the pool's version.
+        # new scan. `len(changes)` is the version of this copy.
         self.changes: list[int] = []
+
+    @classmethod
+    def of(cls, nodes: Sequence[NodeSnapshot]) -> FreeNodes:
+        """The schedulable ones of `nodes`, in their order."""
+        usable = [n for n in nodes if n.schedulable]
+        return cls(
+            [n.name for n in usable],
+            [n.gpus_free for n in usable],
+            [n.cpus_free for n in usable],
+            [n.mem_free_mb for n in usable],
+        )
+
+    def subset(self, ids: Sequence[int]) -> FreeNodes:
+        """A copy of the nodes `ids` (indexes into this copy, which must hold them all: the
+        family's first), as free as they are now, in the family from now on."""
+        found = FreeNodes(
+            [self.names[i] for i in ids],
+            [self.gpus[i] for i in ids],
+            [self.cpus[i] for i in ids],
+            [self.mem[i] for i in ids],
+            ids,
+        )
+        found.family = self.family
+        self.family.append(found)
+        return found
 
     def with_gpus(self, gpus: int) -> int:
         """How many nodes have at least `gpus` free GPUs."""
@@ -208,27 +298,87 @@ class FreeNodes:
         return None
 
     def take(self, chosen: Sequence[int], shape: Shape) -> None:
-        """Deduct one node's share of the shape from each chosen node."""
+        """Deduct one node's share of the shape from each chosen node, in every copy of the
+        family that holds it."""
         _, gpus, cpus, mem = shape
-        top, levels, at_least = self.top, self.levels, self.at_least
+        family, ids = self.family, self.ids
         for i in chosen:
-            old_gpus, old_cpus, old_mem = self.gpus[i], self.cpus[i], self.mem[i]
-            new_gpus, new_cpus = old_gpus - gpus, old_cpus - cpus
-            new_mem = old_mem if mem is None else old_mem - mem
-            self.changes += (old_gpus, old_cpus, old_mem, new_gpus, new_cpus, new_mem)
-            was, now = min(old_gpus, top), min(new_gpus, top)
-            keys = levels[was]
-            del keys[bisect_left(keys, (old_gpus, old_cpus, self.names[i], i))]
-            insort(levels[now], (new_gpus, new_cpus, self.names[i], i))
-            for level in range(now + 1, was + 1):
-                at_least[level] -= 1
-            self.gpus[i], self.cpus[i], self.mem[i] = new_gpus, new_cpus, new_mem
+            old_mem = self.mem[i]
+            new = (
+                self.gpus[i] - gpus,
+                self.cpus[i] - cpus,
+                old_mem if mem is None else old_mem - mem,
+            )
+            if len(family) == 1:
+                self._set(i, *new)
+                continue
+            node = i if ids is None else ids[i]
+            for copy in family:
+                where = copy.where
+                at = node if where is None else where.get(node)
+                if at is not None:
+                    copy._set(at, *new)
+
+    def _set(self, i: int, new_gpus: int, new_cpus: int, new_mem: int) -> None:
+        old_gpus, old_cpus, old_mem = self.gpus[i], self.cpus[i], self.mem[i]
+        self.changes += (old_gpus, old_cpus, old_mem, new_gpus, new_cpus, new_mem)
+        top, levels = self.top, self.levels
+        was, now = min(old_gpus, top), min(new_gpus, top)
+        keys = levels[was]
+        del keys[bisect_left(keys, (old_gpus, old_cpus, self.names[i], i))]
+        insort(levels[now], (new_gpus, new_cpus, self.names[i], i))
+        at_least = self.at_least
+        for level in range(now + 1, was + 1):
+            at_least[level] -= 1
+        self.gpus[i], self.cpus[i], self.mem[i] = new_gpus, new_cpus, new_mem
+
+
+class PoolNodes:
+    """What one pool's schedulable nodes have free during a pass: `all` of them, and the
+    subsets that GPU types and constraints accept, made when first asked for (as free as the
+    pass left them) and kept in step by `FreeNodes.take`."""
+
+    __slots__ = ("all", "by_kind", "by_match", "kinds", "subsets")
+
+    def __init__(self, nodes: Sequence[NodeSnapshot]) -> None:
+        self.all = FreeNodes.of(nodes)
+        self.kinds = [(n.gpu_type, n.features) for n in nodes if n.schedulable]
+        self.by_kind: dict[tuple[str, tuple[str, ...]], list[int]] | None = None
+        self.by_match: dict[NodeMatch, FreeNodes] = {}
+        self.subsets: dict[tuple[int, ...], FreeNodes] = {}
+
+    def matching(self, match: NodeMatch | None) -> FreeNodes:
+        """The nodes `match` accepts (all of them for None)."""
+        if match is None:
+            return self.all
+        found = self.by_match.get(match)
+        if found is None:
+            if self.by_kind is None:
+                self.by_kind = {}
+                for i, kind in enumerate(self.kinds):
+                    self.by_kind.setdefault(kind, []).append(i)
+            ids = sorted(
+                i
+                for (gpu_type, features), members in self.by_kind.items()
+                if match.accepts(gpu_type, features)
+                for i in members
+            )
+            if len(ids) == len(self.kinds):
+                found = self.all
+            else:
+                key = tuple(ids)
+                found = self.subsets.get(key)
+                if found is None:
+                    found = self.subsets[key] = self.all.subset(key)
+            self.by_match[match] = found
+        return found
 
     def reserve(self, request: JobRequest) -> bool:
         """Take a request's resources if it fits (same best fit); False when it no longer does."""
         shape = shape_of(request)
-        chosen = self.pick(shape)
+        free = self.matching(match_of(request.gpu_type, request.constraint))
+        chosen = free.pick(shape)
         if chosen is None:
             return False
-        self.take(chosen, shape)
+        free.take(chosen, shape)
         return True

@@ -2,9 +2,15 @@
 
 Pure string formatting from counts. The counting lives in `core` and `nodes` (and, written
 the plain way, in the tests' reference implementation), so both produce the very same words.
+
+A request with a GPU type or a constraint counts only the nodes that have them: its reasons
+say so with `match`, the words of `features.NodeMatch.words` (`GPU type a100`,
+`features a100&ib`), e.g. `beta: only 1 node with GPU type h100 and >= 8 GPUs (job needs 2)`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "cap_reached",
@@ -15,6 +21,7 @@ __all__ = [
     "not_now",
     "partition_not_served",
     "preferred",
+    "unmatched",
     "unreachable",
 ]
 
@@ -39,9 +46,10 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _totals(gpus: int, cpus: int | None, mem: int | None) -> str:
-    """E.g. `>= 8 GPUs`, `>= 8 GPUs and >= 64 CPUs`, `>= 64 CPUs` (GPUs left out when 0)."""
-    parts = []
+def _totals(gpus: int, cpus: int | None, mem: int | None, match: Sequence[str] = ()) -> str:
+    """E.g. `>= 8 GPUs`, `>= 8 GPUs and >= 64 CPUs`, `>= 64 CPUs` (GPUs left out when 0),
+    after the match's words: `GPU type a100 and >= 8 GPUs`."""
+    parts = list(match)
     if gpus > 0:
         parts.append(f">= {_many(gpus, 'GPU')}")
     if cpus is not None:
@@ -49,6 +57,16 @@ def _totals(gpus: int, cpus: int | None, mem: int | None) -> str:
     if mem is not None:
         parts.append(f">= {mem} MB memory")
     return _join(parts)
+
+
+def _on(match: Sequence[str]) -> str:
+    """` with GPU type a100 and features ib` after a node count, or nothing."""
+    return f" with {_join(list(match))}" if match else ""
+
+
+def unmatched(pool: str, match: Sequence[str]) -> str:
+    """E.g. `beta: no node with GPU type a100`, `alpha: no node with features a100&ib`."""
+    return f"{pool}: no node with {_join(list(match))}"
 
 
 def partition_not_served(pool: str, partition: str) -> str:
@@ -85,31 +103,35 @@ def never(
     with_cpus: int,
     max_mem: int,
     with_mem: int,
+    match: Sequence[str] = (),
 ) -> str | None:
     """Why `pool` could not run the job even empty, or None when it could.
 
-    From the totals of all its nodes (schedulable or not: they may come back): `node_count`
+    From the totals of all its nodes (schedulable or not: they may come back) that have the
+    job's GPU type and features (`match`, their words; all nodes when empty): `node_count`
     nodes, the largest per-node totals, and how many nodes have at least the job's GPUs
     (`with_gpus`), also its CPUs (`with_cpus`), also its memory (`with_mem`).
     """
+    on = _on(match)
     if node_count < nodes:
-        return f"{pool}: only {_many(node_count, 'node')} (job needs {nodes})"
+        return f"{pool}: only {_many(node_count, 'node')}{on} (job needs {nodes})"
     if max_gpus < gpus:
-        return f"{pool}: at most {_many(max_gpus, 'GPU')} per node (job needs {gpus})"
+        return f"{pool}: at most {_many(max_gpus, 'GPU')} per node{on} (job needs {gpus})"
     if with_gpus < nodes:
-        return f"{pool}: {_only(with_gpus, 'node')} with {_totals(gpus, None, None)} (job needs {nodes})"
+        totals = _totals(gpus, None, None, match)
+        return f"{pool}: {_only(with_gpus, 'node')} with {totals} (job needs {nodes})"
     if max_cpus < cpus:
-        return f"{pool}: at most {_many(max_cpus, 'CPU')} per node (job needs {cpus})"
+        return f"{pool}: at most {_many(max_cpus, 'CPU')} per node{on} (job needs {cpus})"
     if with_cpus < nodes:
-        return f"{pool}: {_only(with_cpus, 'node')} with {_totals(gpus, cpus, None)} (job needs {nodes})"
+        totals = _totals(gpus, cpus, None, match)
+        return f"{pool}: {_only(with_cpus, 'node')} with {totals} (job needs {nodes})"
     if mem is None:
         return None
     if max_mem < mem:
-        return f"{pool}: at most {max_mem} MB memory per node (job needs {mem})"
+        return f"{pool}: at most {max_mem} MB memory per node{on} (job needs {mem})"
     if with_mem < nodes:
-        return (
-            f"{pool}: {_only(with_mem, 'node')} with {_totals(gpus, cpus, mem)} (job needs {nodes})"
-        )
+        totals = _totals(gpus, cpus, mem, match)
+        return f"{pool}: {_only(with_mem, 'node')} with {totals} (job needs {nodes})"
     return None
 
 
@@ -123,9 +145,11 @@ def not_now(
     with_gpus: int,
     with_cpus: int,
     with_mem: int,
+    match: Sequence[str] = (),
 ) -> str:
-    """Why `pool` cannot run the job now, from how many schedulable nodes have the free GPUs
-    (`with_gpus`), also the free CPUs (`with_cpus`), also the free memory (`with_mem`).
+    """Why `pool` cannot run the job now, from how many schedulable nodes (of those with the
+    job's GPU type and features, `match`) have the free GPUs (`with_gpus`), also the free
+    CPUs (`with_cpus`), also the free memory (`with_mem`).
 
     Names the first resource that runs short: GPUs, then CPUs, then memory.
     """
@@ -134,31 +158,43 @@ def not_now(
     cpu_need = f">= {_many(cpus, 'free CPU')}"
     if with_gpus < nodes:
         if gpus > 0:
-            return f"{pool}: {_only(with_gpus, 'node')} with {gpu_need} {need}"
-        return f"{pool}: {_only(with_gpus, 'schedulable node')} {need}"
+            gpu_head = _join([*match, gpu_need])
+            return f"{pool}: {_only(with_gpus, 'node')} with {gpu_head} {need}"
+        return f"{pool}: {_only(with_gpus, 'schedulable node')}{_on(match)} {need}"
     if with_cpus < nodes:
         if gpus > 0:
+            gpu_head = _join([*match, gpu_need])
             return (
-                f"{pool}: {_many(with_gpus, 'node')} with {gpu_need}, "
+                f"{pool}: {_many(with_gpus, 'node')} with {gpu_head}, "
                 f"but {_of(with_cpus)} with {cpu_need} {need}"
             )
-        return f"{pool}: {_only(with_cpus, 'node')} with {cpu_need} {need}"
-    head = f"{gpu_need} and {cpu_need}" if gpus > 0 else cpu_need
+        return f"{pool}: {_only(with_cpus, 'node')} with {_join([*match, cpu_need])} {need}"
+    head = _join([*match, gpu_need, cpu_need] if gpus > 0 else [*match, cpu_need])
     return (
         f"{pool}: {_many(with_cpus, 'node')} with {head}, "
         f"but {_of(with_mem)} with >= {mem} MB free memory {need}"
     )
 
 
-def chosen(pool: str, nodes: int, gpus: int, cpus: int, mem: int | None, *, fitting: int) -> str:
-    """E.g. `beta: 4 nodes with >= 8 free GPUs (2 needed)`; CPUs and memory when no GPUs."""
+def chosen(
+    pool: str,
+    nodes: int,
+    gpus: int,
+    cpus: int,
+    mem: int | None,
+    *,
+    fitting: int,
+    match: Sequence[str] = (),
+) -> str:
+    """E.g. `beta: 4 nodes with >= 8 free GPUs (2 needed)`; CPUs and memory when no GPUs;
+    the GPU type and features first when asked (`4 nodes with GPU type h100 and >= 8 ...`)."""
     if gpus > 0:
-        what = f">= {_many(gpus, 'free GPU')}"
+        what = [f">= {_many(gpus, 'free GPU')}"]
     elif mem is None:
-        what = f">= {_many(cpus, 'free CPU')}"
+        what = [f">= {_many(cpus, 'free CPU')}"]
     else:
-        what = f">= {_many(cpus, 'free CPU')} and >= {mem} MB free memory"
-    return f"{pool}: {_many(fitting, 'node')} with {what} ({nodes} needed)"
+        what = [f">= {_many(cpus, 'free CPU')}", f">= {mem} MB free memory"]
+    return f"{pool}: {_many(fitting, 'node')} with {_join([*match, *what])} ({nodes} needed)"
 
 
 def preferred(

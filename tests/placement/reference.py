@@ -9,21 +9,62 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scheduler.domain import Decision, Job, JobRequest, PoolSnapshot, PoolState, PoolVerdict
+from scheduler.domain import (
+    Decision,
+    Job,
+    JobRequest,
+    NodeSnapshot,
+    PoolSnapshot,
+    PoolState,
+    PoolVerdict,
+)
 from scheduler.placement import Policy, reasons
 
 __all__ = ["reference_never_fits", "reference_place"]
 
 
 class _Node:
-    def __init__(self, name: str, gpus: int, cpus: int, mem: int) -> None:
-        self.name, self.gpus, self.cpus, self.mem = name, gpus, cpus, mem
+    def __init__(self, node: NodeSnapshot) -> None:
+        self.name, self.gpus, self.cpus, self.mem = (
+            node.name,
+            node.gpus_free,
+            node.cpus_free,
+            node.mem_free_mb,
+        )
+        self.gpu_type, self.features = node.gpu_type, node.features
+
+
+def _has_type(node: NodeSnapshot | _Node, request: JobRequest) -> bool:
+    return request.gpu_type is None or node.gpu_type == request.gpu_type
+
+
+def _has_features(node: NodeSnapshot | _Node, request: JobRequest) -> bool:
+    asked = request.constraint
+    if asked is None:
+        return True
+    if "|" in asked:
+        return any(name in node.features for name in asked.split("|"))
+    return all(name in node.features for name in asked.split("&"))
+
+
+def _accepts(node: NodeSnapshot | _Node, request: JobRequest) -> bool:
+    return _has_type(node, request) and _has_features(node, request)
+
+
+def _words(request: JobRequest, *, gpu_type: bool = True, features: bool = True) -> list[str]:
+    out = []
+    if gpu_type and request.gpu_type is not None:
+        out.append(f"GPU type {request.gpu_type}")
+    if features and request.constraint is not None:
+        out.append(f"features {request.constraint}")
+    return out
 
 
 def _fits(n: _Node, request: JobRequest) -> bool:
     mem = request.mem_per_node_mb
     return (
-        n.gpus >= request.gpus_per_node
+        _accepts(n, request)
+        and n.gpus >= request.gpus_per_node
         and n.cpus >= request.cpus_per_node
         and (mem is None or n.mem >= mem)
     )
@@ -54,7 +95,17 @@ def _serves(pool: PoolSnapshot, partition: str | None) -> bool:
 
 def _never(pool: PoolSnapshot, request: JobRequest) -> str | None:
     g, c, m = request.gpus_per_node, request.cpus_per_node, request.mem_per_node_mb
-    nodes = pool.nodes
+    nodes = [n for n in pool.nodes if _accepts(n, request)]
+    if not nodes:  # the request asks a GPU type or features, and no node has them
+        has_type = any(_has_type(n, request) for n in pool.nodes)
+        has_features = any(_has_features(n, request) for n in pool.nodes)
+        if has_features and not has_type:
+            words = _words(request, features=False)
+        elif has_type and not has_features:
+            words = _words(request, gpu_type=False)
+        else:
+            words = _words(request)
+        return reasons.unmatched(pool.name, words)
     return reasons.never(
         pool.name,
         request.nodes,
@@ -72,6 +123,7 @@ def _never(pool: PoolSnapshot, request: JobRequest) -> str | None:
             for n in nodes
             if n.gpus_total >= g and n.cpus_total >= c and (m is None or n.mem_total_mb >= m)
         ),
+        match=_words(request),
     )
 
 
@@ -96,11 +148,7 @@ def reference_place(
     free: dict[str, list[_Node]] = {}
     for p in ordered:
         if p.state is PoolState.UP:
-            free[p.name] = [
-                _Node(n.name, n.gpus_free, n.cpus_free, n.mem_free_mb)
-                for n in p.nodes
-                if n.schedulable
-            ]
+            free[p.name] = [_Node(n) for n in p.nodes if n.schedulable]
             for r in p.inflight:
                 _take(free[p.name], r)
     jobs = sorted(
@@ -133,7 +181,7 @@ def reference_place(
         for p in ordered:
             why = _out(p, partition) or _never(p, r)
             if why is None:
-                nodes = free[p.name]
+                nodes = [x for x in free[p.name] if _accepts(x, r)]
                 with_gpus = sum(1 for x in nodes if x.gpus >= g)
                 with_cpus = sum(1 for x in nodes if x.gpus >= g and x.cpus >= c)
                 with_mem = sum(1 for x in nodes if _fits(x, r))
@@ -142,8 +190,10 @@ def reference_place(
                     verdicts.append(PoolVerdict(p.name, True, "fits"))
                     continue
                 why = reasons.not_now(
-                    p.name, n, g, c, m, with_gpus=with_gpus, with_cpus=with_cpus, with_mem=with_mem
-                )
+                    p.name, n, g, c, m,
+                    with_gpus=with_gpus, with_cpus=with_cpus, with_mem=with_mem,
+                    match=_words(r),
+                )  # fmt: skip
             verdicts.append(PoolVerdict(p.name, False, why))
         if not fitting:
             decisions.append(Decision(j.id, None, tuple(verdicts)))
@@ -151,7 +201,7 @@ def reference_place(
         _, winner, count = fitting[0]
         for position, p, _count in fitting:
             if p is winner:
-                reason = reasons.chosen(p.name, n, g, c, m, fitting=count)
+                reason = reasons.chosen(p.name, n, g, c, m, fitting=count, match=_words(r))
             else:
                 reason = reasons.preferred(
                     p.name,

@@ -276,6 +276,103 @@ PLACEMENT = [
         {1: None},
     ),
     Case("no jobs, no decisions", [pool("alpha")], [], {}),
+    Case(
+        "typed job goes to the pool with its GPU type",
+        [pool("alpha", gpu_type="a100"), pool("beta", gpu_type="h100", weight=2)],
+        [job(1, gpus=2, gpu_type="h100")],
+        {1: "beta"},
+    ),
+    Case(
+        "untyped job fits typed GPUs",
+        [pool("alpha", gpu_type="a100"), pool("beta", gpu_type="h100", weight=2)],
+        [job(1, gpus=2)],
+        {1: "alpha"},
+    ),
+    Case(
+        "typed job waits while its type is busy, though another type is free",
+        [pool("alpha", gpu_type="a100", free_gpus=0), pool("beta", gpu_type="h100")],
+        [job(1, gpus=1, gpu_type="a100")],
+        {1: None},
+    ),
+    Case(
+        "typed job never on untyped GPUs",
+        [pool("alpha"), pool("beta", gpu_type="a100", weight=9)],
+        [job(1, gpus=1, gpu_type="a100")],
+        {1: "beta"},
+    ),
+    Case(
+        "constraint with & needs every feature on the node",
+        [pool("alpha", features=["a100"]), pool("beta", features=["h100", "ib"], weight=2)],
+        [job(1, gpus=1, constraint="h100&ib"), job(2, gpus=1, constraint="a100&ib")],
+        {1: "beta", 2: None},
+    ),
+    Case(
+        "constraint with | takes any of the features",
+        [pool("alpha", features=["a100"]), pool("beta", features=["h100", "ib"], weight=2)],
+        [job(1, gpus=1, constraint="v100|ib")],
+        {1: "beta"},
+    ),
+    Case(
+        "constraint with | mixes nodes of either feature",
+        [pool("alpha", nodes=1, features=["a100"], extra=[node("alpha-h", features=["h100"])])],
+        [job(1, nodes=2, gpus=8, constraint="a100|h100")],
+        {1: "alpha"},
+    ),
+    Case(
+        "GPU type and constraint together",
+        [
+            pool("alpha", gpu_type="h100", features=["eth"]),
+            pool("beta", gpu_type="h100", features=["ib"], weight=2),
+        ],
+        [job(1, gpus=8, gpu_type="h100", constraint="ib")],
+        {1: "beta"},
+    ),
+    Case(
+        "mixed pool: a typed job counts only its type's nodes",
+        [
+            pool(
+                "alpha",
+                nodes=2,
+                gpu_type="a100",
+                extra=[node("alpha-h1", gpu_type="h100"), node("alpha-h2", gpu_type="h100")],
+            )
+        ],
+        [job(1, nodes=3, gpus=1, gpu_type="a100"), job(2, nodes=2, gpus=1, gpu_type="h100")],
+        {1: None, 2: "alpha"},
+    ),
+    Case(
+        "mixed pool: an untyped job spans GPU types",
+        [pool("alpha", nodes=1, gpu_type="a100", extra=[node("alpha-h", gpu_type="h100")])],
+        [job(1, nodes=2, gpus=8)],
+        {1: "alpha"},
+    ),
+    Case(
+        "a typed placement takes the nodes from untyped jobs of the same pass",
+        [pool("alpha", nodes=2, gpu_type="a100", extra=[node("alpha-x"), node("alpha-y")])],
+        [job(1, nodes=2, gpus=8, gpu_type="a100", priority=1), job(2, nodes=3, gpus=8)],
+        {1: "alpha", 2: None},
+    ),
+    Case(
+        "an untyped placement takes the nodes from typed jobs of the same pass",
+        [pool("alpha", nodes=2, gpu_type="a100", extra=[node("alpha-x")])],
+        [job(1, nodes=3, gpus=8, priority=1), job(2, gpus=1, gpu_type="a100")],
+        {1: "alpha", 2: None},
+    ),
+    Case(
+        "inflight typed request reserves its type's nodes",
+        [
+            pool(
+                "alpha",
+                nodes=1,
+                gpu_type="a100",
+                extra=[node("alpha-h", gpu_type="h100")],
+                inflight=[request(gpus=8, gpu_type="a100")],
+            ),
+            pool("beta", gpu_type="a100", weight=2),
+        ],
+        [job(1, gpus=8, gpu_type="a100"), job(2, gpus=8)],
+        {1: "beta", 2: "alpha"},
+    ),
 ]
 
 
@@ -431,6 +528,84 @@ REASONS = [
         ],
     ),
     Why(
+        "no node with the GPU type",
+        [pool("alpha", gpu_type="a100"), pool("beta", gpu_type="h100", weight=2)],
+        job(1, gpus=1, gpu_type="a100"),
+        [
+            "alpha: 4 nodes with GPU type a100 and >= 1 free GPU (1 needed)",
+            "beta: no node with GPU type a100",
+        ],
+    ),
+    Why(
+        "no node with the features",
+        [pool("alpha", features=["a100"])],
+        job(1, gpus=1, constraint="a100&ib"),
+        ["alpha: no node with features a100&ib"],
+    ),
+    Why(
+        "GPU type and features never on one node",
+        [
+            pool(
+                "alpha",
+                nodes=1,
+                gpu_type="a100",
+                extra=[node("alpha-h", gpu_type="h100", features=["ib"])],
+            )
+        ],
+        job(1, gpus=1, gpu_type="a100", constraint="ib"),
+        ["alpha: no node with GPU type a100 and features ib"],
+    ),
+    Why(
+        "too few nodes of the GPU type",
+        [pool("alpha", nodes=3, extra=[node("alpha-a", gpu_type="a100")])],
+        job(1, nodes=2, gpus=1, gpu_type="a100"),
+        ["alpha: only 1 node with GPU type a100 (job needs 2)"],
+    ),
+    Why(
+        "nodes of the GPU type too small",
+        [pool("alpha", nodes=1, gpus=4, gpu_type="a100", extra=[node("alpha-h", gpu_type="h100")])],
+        job(1, gpus=8, gpu_type="a100"),
+        ["alpha: at most 4 GPUs per node with GPU type a100 (job needs 8)"],
+    ),
+    Why(
+        "nodes of the GPU type busy",
+        [
+            pool(
+                "alpha",
+                gpu_type="a100",
+                free_gpus=[4, 0, 0, 0],
+                extra=[node("alpha-h", gpu_type="h100")],
+            )
+        ],
+        job(1, nodes=2, gpus=4, gpu_type="a100"),
+        ["alpha: only 1 node with GPU type a100 and >= 4 free GPUs (2 needed)"],
+    ),
+    Why(
+        "nodes with the features short of CPUs",
+        [pool("alpha", nodes=2, features=["ib"], free_cpus=[64, 2])],
+        job(1, nodes=2, gpus=1, cpus=8, constraint="ib"),
+        [
+            "alpha: 2 nodes with features ib and >= 1 free GPU, but only 1 of them with >= 8 free "
+            "CPUs (2 needed)"
+        ],
+    ),
+    Why(
+        "CPU-only job with features, nodes down",
+        [pool("alpha", nodes=3, down=2, features=["ib"])],
+        job(1, nodes=2, cpus=1, constraint="ib"),
+        ["alpha: only 1 schedulable node with features ib (2 needed)"],
+    ),
+    Why(
+        "typed job chosen, and the preferred pool of the type named",
+        [pool("beta", gpu_type="h100"), pool("gamma", gpu_type="h100", weight=5)],
+        job(1, nodes=2, gpus=8, gpu_type="h100"),
+        [
+            "beta: 4 nodes with GPU type h100 and >= 8 free GPUs (2 needed)",
+            "gamma: fits, but beta preferred (weight 1 < 5)",
+        ],
+        [True, True],
+    ),
+    Why(
         "cap reached",
         [pool("alpha"), pool("beta", state=DRAINED)],
         job(1, gpus=1),
@@ -549,6 +724,42 @@ NEVER = [
         [pool("alpha", mem=1_000)],
         job(1, mem=2_000),
         "no pool can ever run this job: alpha: at most 1000 MB memory per node (job needs 2000)",
+    ),
+    Never(
+        "GPU type on no pool",
+        [pool("alpha", gpu_type="a100"), pool("beta", gpu_type="h100", weight=2)],
+        job(1, gpus=1, gpu_type="v100"),
+        "no pool can ever run this job: alpha: no node with GPU type v100; "
+        "beta: no node with GPU type v100",
+    ),
+    Never(
+        "GPU type only on a pool too small",
+        [pool("alpha", gpus=4, gpu_type="a100"), pool("beta", gpu_type="h100")],
+        job(1, gpus=8, gpu_type="a100"),
+        "no pool can ever run this job: alpha: at most 4 GPUs per node with GPU type a100 "
+        "(job needs 8); beta: no node with GPU type a100",
+    ),
+    Never(
+        "GPU type on one pool",
+        [pool("alpha", gpu_type="a100")],
+        job(1, gpus=8, gpu_type="a100"),
+        None,
+    ),
+    Never(
+        "untyped request fits typed GPUs", [pool("alpha", gpu_type="a100")], job(1, gpus=8), None
+    ),
+    Never(
+        "features on no pool",
+        [pool("alpha", features=["a100"]), pool("beta", features=["h100", "ib"], weight=2)],
+        job(1, constraint="a100&ib"),
+        "no pool can ever run this job: alpha: no node with features a100&ib; "
+        "beta: no node with features a100&ib",
+    ),
+    Never(
+        "down nodes with the features may come back",
+        [pool("alpha", nodes=2, down=2, features=["ib"])],
+        job(1, nodes=2, constraint="ib"),
+        None,
     ),
     Never(
         "GPUs and CPUs on different nodes",

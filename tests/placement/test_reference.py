@@ -17,10 +17,16 @@ CASES = 600
 NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 Shapes = list[tuple[int, int, int, int | None]]  # (nodes, GPUs, CPUs per task, memory)
 PARTITIONS = [None] * 8 + ["fed", "fed", "gpu", "cpu", "alpha", "beta", "nowhere"]
+# With types: what nodes have and requests ask (None: the request asks no type or features).
+NODE_TYPES = ["", "a100", "a100", "h100"]
+NODE_FEATURES = [(), ("ib",), ("ib", "nvme"), ("a100", "ib"), ("nvme",)]
+GPU_TYPES = [None, None, "a100", "h100", "v100"]
+CONSTRAINTS = [None, None, "ib", "ib&nvme", "nvme|a100", "ib|x", "x"]
+Kind = tuple[int, int, int, str, tuple[str, ...]]  # GPUs, CPUs, memory, GPU type, features
 
 
-def _node(rng: random.Random, name: str, kind: tuple[int, int, int]) -> NodeSnapshot:
-    gpus, cpus, mem = kind
+def _node(rng: random.Random, name: str, kind: Kind) -> NodeSnapshot:
+    gpus, cpus, mem, gpu_type, features = kind
     odd = rng.random() < 0.03  # reports that disagree with the totals happen
     return NodeSnapshot(
         name=name,
@@ -33,12 +39,14 @@ def _node(rng: random.Random, name: str, kind: tuple[int, int, int]) -> NodeSnap
         mem_total_mb=mem,
         mem_free_mb=rng.choice([mem, mem // 2, rng.randint(0, mem)]),
         schedulable=rng.random() > 0.1,
+        gpu_type=gpu_type,
+        features=features,
     )
 
 
-def _request(rng: random.Random, shapes: Shapes) -> JobRequest:
+def _request(rng: random.Random, shapes: Shapes, typed: bool = False) -> JobRequest:
     nodes, gpus, cpus, mem = rng.choice(shapes)
-    return request(
+    built = request(
         nodes=nodes,
         gpus=gpus,
         cpus=cpus,
@@ -47,6 +55,10 @@ def _request(rng: random.Random, shapes: Shapes) -> JobRequest:
         partition=rng.choice(PARTITIONS),
         priority=rng.choice([0, 0, 0, 5, 10]),
     )
+    if not typed:
+        return built
+    gpu_type = rng.choice(GPU_TYPES) if gpus else None
+    return replace(built, gpu_type=gpu_type, constraint=rng.choice(CONSTRAINTS))
 
 
 def _shapes(rng: random.Random) -> Shapes:
@@ -62,13 +74,26 @@ def _shapes(rng: random.Random) -> Shapes:
     ]
 
 
-def _pools(rng: random.Random, shapes: Shapes, most: int = 8) -> list[PoolSnapshot]:
+def _pools(
+    rng: random.Random, shapes: Shapes, most: int = 8, typed: bool = False
+) -> list[PoolSnapshot]:
     pools = []
     for name in rng.sample(NAMES, rng.randint(1, 5)):
-        kinds = [
-            (rng.choice([0, 2, 4, 8]), rng.choice([8, 32, 64]), rng.choice([16000, 64000, 256000]))
+        kinds: list[Kind] = [
+            (
+                rng.choice([0, 2, 4, 8]),
+                rng.choice([8, 32, 64]),
+                rng.choice([16000, 64000, 256000]),
+                "",
+                (),
+            )
             for _ in range(rng.randint(1, 2))
         ]
+        if typed:  # up to three kinds of node, each with its GPU type and features
+            kinds = [
+                (g, c, m, rng.choice(NODE_TYPES) if g else "", rng.choice(NODE_FEATURES))
+                for g, c, m, _, _ in kinds + kinds[:1]
+            ]
         count = 0 if rng.random() < 0.05 else rng.randint(1, most)
         nodes = tuple(_node(rng, f"{name}-n{i}", rng.choice(kinds)) for i in range(count))
         pools.append(
@@ -79,19 +104,21 @@ def _pools(rng: random.Random, shapes: Shapes, most: int = 8) -> list[PoolSnapsh
                 weight=rng.choice([1, 1, 2, 5]),
                 price_per_gpu_hour=rng.choice([0.0, 1.2, 1.2, 2.5]),
                 partition=rng.choice([None, "gpu", "cpu"]),
-                inflight=tuple(_request(rng, shapes) for _ in range(rng.choice([0, 0, 1, 3]))),
+                inflight=tuple(
+                    _request(rng, shapes, typed) for _ in range(rng.choice([0, 0, 1, 3]))
+                ),
             )
         )
     return pools
 
 
-def _jobs(rng: random.Random, shapes: Shapes, most: int = 60) -> list[Job]:
+def _jobs(rng: random.Random, shapes: Shapes, most: int = 60, typed: bool = False) -> list[Job]:
     jobs = [
         replace(
             job(
                 i, submitted_at=at(seconds=rng.randint(0, 20)), cancel_requested=rng.random() < 0.05
             ),
-            request=_request(rng, shapes),
+            request=_request(rng, shapes, typed),
         )
         for i in range(1, rng.randint(0, most) + 1)
     ]
@@ -146,5 +173,38 @@ def test_place_matches_reference_on_bigger_snapshots(seed: int) -> None:
     shapes = _shapes(rng)
     pools = _pools(rng, shapes, most=80)
     jobs = _jobs(rng, shapes, most=600)
+    policy = Policy()
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+def test_place_matches_reference_with_types_and_features(seed: int) -> None:
+    """Also when nodes have GPU types and features and jobs ask for them (mixed pools too)."""
+    rng = random.Random(70_000 + seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, typed=True)
+    jobs = _jobs(rng, shapes, typed=True)
+    policy = _policy(rng)
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+
+
+@pytest.mark.parametrize("seed", range(CASES))
+def test_never_fits_matches_reference_with_types_and_features(seed: int) -> None:
+    """never_fits() gives the reference's answer for typed and constrained requests."""
+    rng = random.Random(80_000 + seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, typed=True)
+    for _ in range(5):
+        r = _request(rng, shapes, typed=True)
+        assert never_fits(r, pools, Policy()) == reference_never_fits(r, pools, Policy())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_place_matches_reference_on_bigger_typed_snapshots(seed: int) -> None:
+    """Typed and constrained jobs on pools of up to 80 mixed nodes, hundreds of jobs."""
+    rng = random.Random(90_000 + seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, most=80, typed=True)
+    jobs = _jobs(rng, shapes, most=600, typed=True)
     policy = Policy()
     assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
