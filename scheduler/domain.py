@@ -92,6 +92,14 @@ DEFAULT_OUTCOME: dict[AttemptState, Outcome] = {
 }
 
 
+# Signals a job's owner may send it (scancel -s), by name as Slurm spells them: those a
+# training script traps (checkpoint now, reload, dump), and the usual stop/continue/end ones.
+SIGNALS: frozenset[str] = frozenset(
+    {"HUP", "INT", "QUIT", "ABRT", "KILL", "USR1", "USR2", "ALRM", "TERM", "CONT", "STOP",
+     "TSTP", "URG", "WINCH", "XCPU"}
+)  # fmt: skip
+
+
 class PoolState(enum.StrEnum):
     """Whether a pool may receive new jobs."""
 

@@ -128,6 +128,17 @@ def cmd_explain(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    if args.signal is not None:  # scancel -s: signal the jobs, do not end them
+        for text in args.jobs:
+            request = pb.SignalJobRequest(
+                job_id=resolve_job(client, text), signal=args.signal, batch_only=args.batch
+            )
+            job = client.federation.SignalJob(request)
+            if not args.quiet:
+                print(f"job {job.id}: SIG{args.signal.upper().removeprefix('SIG')} sent")
+        return 0
+    if args.batch:
+        raise UsageError("--batch goes with --signal")
     for text in args.jobs:
         job = client.federation.CancelJob(pb.CancelJobRequest(job_id=resolve_job(client, text)))
         if not args.quiet:
@@ -223,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "explain", cmd_explain, "why a job waits or went where it went", listing=True
     ).add_argument("job")
-    p = command("cancel", cmd_cancel, "cancel jobs")
+    p = command("cancel", cmd_cancel, "cancel jobs, or signal them (-s, like scancel)")
     p.add_argument("jobs", nargs="+", metavar="JOB")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-s", "--signal", help="send this signal (USR1, SIGUSR1, 10) instead")
+    p.add_argument("-b", "--batch", action="store_true", help="to the batch shell only")
     p = command("history", cmd_history, "finished and current jobs, like sacct", listing=True)
     p.add_argument("-u", "--user")
     p.add_argument("-s", "--state", help="comma-separated states, e.g. COMPLETED,FAILED")

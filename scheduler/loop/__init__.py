@@ -6,7 +6,15 @@ facade.py       the narrow interface the API reads and wakes the loop through
 capabilities.py the file the front door's job_submit shim reads
 """
 
-from scheduler.loop.facade import LoopFacade, OutputUnknown, PoolStatus
+from scheduler.loop.facade import LoopFacade, NotDelivered, OutputUnknown, PoolStatus
 from scheduler.loop.loop import Loop, PassReport, PoolView
 
-__all__ = ["Loop", "LoopFacade", "OutputUnknown", "PassReport", "PoolStatus", "PoolView"]
+__all__ = [
+    "Loop",
+    "LoopFacade",
+    "NotDelivered",
+    "OutputUnknown",
+    "PassReport",
+    "PoolStatus",
+    "PoolView",
+]

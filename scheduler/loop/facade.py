@@ -13,7 +13,11 @@ from typing import Protocol
 
 from scheduler.domain import Job, JobRequest, NodeSnapshot
 
-__all__ = ["LoopFacade", "OutputUnknown", "PoolStatus"]
+__all__ = ["LoopFacade", "NotDelivered", "OutputUnknown", "PoolStatus"]
+
+
+class NotDelivered(Exception):
+    """A signal did not reach the job; str() says why (not running, the pool refused)."""
 
 
 class OutputUnknown(Exception):
@@ -67,4 +71,9 @@ class LoopFacade(Protocol):
         cannot tell where the job's stdout is. One pool round trip, bounded by the loop's
         pool timeout.
         """
+        ...
+
+    async def signal(self, job: Job, signal: str, *, batch_only: bool) -> None:
+        """Send `signal` to the job's current remote job (Pool.signal). One pool round trip,
+        bounded by the loop's pool timeout. Raises NotDelivered saying why it did not."""
         ...

@@ -38,7 +38,7 @@ from scheduler.domain import (
 )
 from scheduler.lifecycle import Report
 from scheduler.loop.capabilities import render_capabilities, write_atomically
-from scheduler.loop.facade import OutputUnknown, PoolStatus
+from scheduler.loop.facade import NotDelivered, OutputUnknown, PoolStatus
 from scheduler.loop.submission import environment_note, remote_submission
 from scheduler.placement import Policy, never_fits, place
 from scheduler.pools.base import Pool, PoolError, PoolUnreachable
@@ -225,6 +225,24 @@ class Loop:
 
     def pool_statuses(self) -> tuple[PoolStatus, ...]:
         return tuple(view.status() for view in self.pools.values())
+
+    async def signal(self, job: Job, signal: str, *, batch_only: bool) -> None:
+        view = self.pools.get(job.pool or "")
+        if (
+            not job.remote_id
+            or view is None
+            or job.state not in (JobState.PLACED, JobState.RUNNING)
+        ):
+            raise NotDelivered(f"job {job.id} is not running on a pool")
+        try:
+            await self._call(
+                view, view.adapter.signal(job.remote_id, signal, batch_only=batch_only)
+            )
+        except (PoolUnreachable, PoolError) as exc:
+            raise NotDelivered(str(exc)) from None
+        log.info(
+            "job.signalled", job_id=job.id, pool=job.pool, signal=signal, batch_only=batch_only
+        )
 
     async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
         view = self.pools.get(job.pool or "")

@@ -87,6 +87,16 @@ class Pool(Protocol):
         """
         ...
 
+    async def signal(self, remote_id: str, signal: str, *, batch_only: bool) -> None:
+        """Send `signal` (a name of domain.SIGNALS) to the running job, as `scancel -s`: with
+        `batch_only` to the batch script's shell only, else to every process of the job.
+
+        NOT idempotent: each call sends once. One round trip. Raises PoolError when the pool
+        refuses (the job has ended or is unknown, or the pool cannot signal its jobs: the
+        message says so), PoolUnreachable when it does not answer.
+        """
+        ...
+
     async def cancel(self, remote_id: str) -> None:
         """Ask the pool to stop the job. Idempotent: cancelling a finished or unknown job is
         not an error."""

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +33,13 @@ T = TypeVar("T")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 REMOTE_TIME_MARGIN_MIN = 1
 WAITING_COMMENT = "sfed: waiting for sfedd"  # plugins/job_submit.lua's, on a job without one
+# Signals the door job gets (scancel -s, --signal) that go on to the remote job; TERM and INT
+# (scancel, the time limit) end it instead.
+FORWARDED_SIGNALS = (
+    signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM,
+    signal.SIGURG, signal.SIGWINCH, signal.SIGXCPU,
+)  # fmt: skip
+FORWARD_BATCH_ONLY = True  # what reaches the proxy at the door was sent to its batch shell
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Slurm variables of the front-door job that the remote job needs to behave the same.
 FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
@@ -115,6 +123,8 @@ class Proxy:
         self.done = threading.Event()
         self.job_id = 0
         self.user_comment = ""
+        self.signals: list[str] = []  # signals the door job got, to send on
+        self.wake = threading.Event()  # a cancel or a signal: act before the next poll
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
         """Call until sfedd answers (it may be restarting), for at most retry_for seconds."""
@@ -194,6 +204,7 @@ class Proxy:
                 self.retrying("cancel", lambda: self.client.federation.CancelJob(
                     pb.CancelJobRequest(job_id=self.job_id)))  # fmt: skip
                 cancel_sent = True
+            self.forward_signals()
             job: pb.JobInfo = self.retrying(
                 "state", lambda: self.client.federation.GetJob(pb.GetJobRequest(job_id=self.job_id))
             )
@@ -207,7 +218,26 @@ class Proxy:
             if cancel_sent:
                 time.sleep(0.5)  # the cancel event stays set: wait() would not wait
             else:
-                self.cancel.wait(1.0)
+                self.wake.wait(1.0)
+                self.wake.clear()
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """A signal for the job (scancel -s at the door): queued for the remote job."""
+        self.signals.append(signal.Signals(signum).name.removeprefix("SIG"))
+        self.wake.set()
+
+    def forward_signals(self) -> None:
+        """Send the queued signals to the remote job; one it cannot get is said in stderr
+        (the door job keeps running either way)."""
+        while self.signals:
+            name = self.signals.pop(0)
+            request = pb.SignalJobRequest(
+                job_id=self.job_id, signal=name, batch_only=FORWARD_BATCH_ONLY
+            )
+            try:
+                self.retrying("signal", partial(self.client.federation.SignalJob, request))
+            except grpc.RpcError as exc:
+                say(f"SIG{name} not delivered: {exc.details()}")
 
     def run(self, wrapper: Wrapper) -> int:
         self.user_comment = self.read_user_comment()
@@ -281,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_term(signum: int, frame: Any) -> None:
             proxy.cancel.set()
+            proxy.wake.set()
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
+        for forwarded in FORWARDED_SIGNALS:
+            signal.signal(forwarded, proxy.on_signal)
         return proxy.run(wrapper)
 
 

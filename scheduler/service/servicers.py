@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from scheduler.config import Config
 from scheduler.domain import TERMINAL_JOB_STATES, Decision, Job, JobState, PoolState
 from scheduler.identity import Caller
-from scheduler.loop import LoopFacade, OutputUnknown, PoolStatus
+from scheduler.loop import LoopFacade, NotDelivered, OutputUnknown, PoolStatus
 from scheduler.loop.loop import utcnow
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
@@ -200,6 +200,25 @@ class FederationServicer(_Served, pb_grpc.FederationServicer):
             await abort(context, grpc.StatusCode.NOT_FOUND, f"job {job_id} does not exist")
         log.info("job.cancel_requested", job_id=job_id, by=user)
         self.loop.wake()
+        return await self._info(job, caller)
+
+    async def SignalJob(self, request: pb.SignalJobRequest, context: Any) -> pb.JobInfo:
+        caller = await self._authenticate(context, "SignalJob", request)
+        await check_claimed_user(context, request.user, caller)
+        try:
+            name = validate.signal_name(request.signal)
+        except InvalidArgument as exc:
+            await _invalid(context, exc)
+        job = await self._load_own(request.job_id, caller, "signal it", context)
+        try:
+            await self.loop.signal(job, name, batch_only=request.batch_only)
+        except NotDelivered as exc:
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        which = "the batch shell of" if request.batch_only else "every process of"
+        message = f"SIG{name} sent to {which} {job.pool} job {job.remote_id} by {caller.user}"
+        await _db(
+            self.store.note, job.id, "signal", message, utcnow(), pool=job.pool, attempt=job.attempt
+        )
         return await self._info(job, caller)
 
     async def WatchJob(

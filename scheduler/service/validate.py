@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal as signal_module
 from collections.abc import Mapping, Sequence
 
 from scheduler import limits
-from scheduler.domain import JobRequest, JobState
+from scheduler.domain import SIGNALS, JobRequest, JobState
 from scheduler.limits import MAX_SCRIPT_BYTES
+from scheduler.placement.features import GPU_TYPE, parse_constraint
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.sbatch_options import parse_gres
 
@@ -15,12 +18,15 @@ __all__ = [
     "MAX_SCRIPT_BYTES",
     "InvalidArgument",
     "client_key",
+    "constraint",
     "environment",
     "front_door_id",
+    "gres",
     "job_request",
     "job_states",
     "page_size",
     "pool_name",
+    "signal_name",
 ]
 
 DEFAULT_PAGE_SIZE = 500
@@ -98,6 +104,19 @@ def page_size(value: int, field: str = "page_size") -> int:
     return value or DEFAULT_PAGE_SIZE
 
 
+def signal_name(value: str, field: str = "signal") -> str:
+    """A signal as Slurm names it: USR1, SIGUSR1 or its number (10) -> "USR1"."""
+    text = value.strip().upper().removeprefix("SIG")
+    if text.isdigit() and len(text) < 4:
+        with contextlib.suppress(ValueError):
+            text = signal_module.Signals(int(text)).name.removeprefix("SIG")
+    if text not in SIGNALS:
+        raise InvalidArgument(
+            field, f"not a signal sfed sends: {value[:20]!r} (one of {', '.join(sorted(SIGNALS))})"
+        )
+    return text
+
+
 def pool_name(value: str, field: str = "name") -> str:
     if not _POOL.match(value):
         raise InvalidArgument(field, f"not a valid pool name: {value!r}")
@@ -143,6 +162,64 @@ def environment(values: Mapping[str, str], field: str = "spec.environment") -> d
     return env
 
 
+def gres(text: str, gpu_type: str = "", field: str = "spec.gres") -> tuple[int, str | None]:
+    """sbatch --gres per node, typed or not (`gpu:4`, `gpu:a100:4`, `gpu:a100` for one), and
+    the JobSpec's own `gpu_type` when given apart: (GPUs per node, GPU type or None)."""
+    types: set[str] = set()
+    untyped: list[str] = []
+    gpus = 0
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, rest = item.partition(":")
+        kind, colon, count = rest.partition(":")
+        if name == "gpu" and (colon or (kind and not kind.isdigit())):
+            # gpu:TYPE:N, or gpu:TYPE (one GPU of that type), as Slurm reads them
+            if colon and (not count.isdigit() or int(count) < 1):
+                raise InvalidArgument(
+                    field, f"invalid gres count in {item[:80]!r}: must be a whole number >= 1"
+                )
+            types.add(kind)
+            gpus += int(count) if colon else 1
+        else:
+            untyped.append(item)
+    if types and untyped:
+        raise InvalidArgument(
+            field, f"typed and untyped GPUs in one request ({text[:80]!r}): one GPU type per job"
+        )
+    try:
+        gpus += parse_gres(",".join(untyped))
+    except ValueError as exc:
+        raise InvalidArgument(field, str(exc)) from None
+    if gpu_type:
+        types.add(gpu_type)
+    if not types:
+        return gpus, None
+    if len(types) > 1:
+        shown = ", ".join(sorted(t[:40] for t in types))
+        raise InvalidArgument(field, f"one GPU type per job (got {shown})")
+    (kind,) = types
+    if len(kind) > limits.MAX_GPU_TYPE or not GPU_TYPE.fullmatch(kind):
+        raise InvalidArgument(
+            field,
+            f"not a GPU type: {kind[:80]!r} (at most {limits.MAX_GPU_TYPE} letters, digits, _ . -)",
+        )
+    if gpus < 1:
+        raise InvalidArgument(field, f"GPU type {kind} without GPUs: ask gpu:{kind}:N")
+    return gpus, kind
+
+
+def constraint(text: str, field: str = "spec.constraint") -> str | None:
+    """-C/--constraint: one feature, a&b (all) or a|b (any); "" for none."""
+    if not text:
+        return None
+    if len(text) > limits.MAX_CONSTRAINT:
+        raise InvalidArgument(field, f"longer than {limits.MAX_CONSTRAINT} characters")
+    try:
+        parse_constraint(text)
+    except ValueError as exc:
+        raise InvalidArgument(field, str(exc)) from None
+    return text
+
+
 def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
     """Validate a JobSpec the way sbatch would, naming the first bad field and its bound."""
     script = bytes(spec.script)
@@ -160,10 +237,7 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         _bounded(f"{field}.ntasks", ntasks, 1, limits.MAX_TASKS)
         if ntasks < nodes:
             raise InvalidArgument(f"{field}.ntasks", f"{ntasks} tasks cannot fill {nodes} nodes")
-    try:
-        gpus = parse_gres(spec.gres)
-    except ValueError as exc:
-        raise InvalidArgument(f"{field}.gres", str(exc)) from None
+    gpus, gpu_type = gres(spec.gres, spec.gpu_type, f"{field}.gres")
     _bounded(f"{field}.gres", gpus, 0, limits.MAX_GPUS_PER_NODE, " GPUs per node")
     cpus = _bounded(f"{field}.cpus_per_task", spec.cpus_per_task or 1, 1, limits.MAX_CPUS_PER_TASK)
     mem = _optional(spec, "mem_per_node_mb")
@@ -201,4 +275,6 @@ def job_request(spec: pb.JobSpec, field: str = "spec") -> JobRequest:
         priority=priority,
         separate_error=spec.separate_error,
         submit_dir=_text(f"{field}.submit_dir", spec.submit_dir, absolute=True),
+        gpu_type=gpu_type,
+        constraint=constraint(spec.constraint, f"{field}.constraint"),
     )

@@ -110,3 +110,9 @@ def test_any_command_line_answers_in_one_line(
     assert code in (0, 1, 2)
     assert "Traceback" not in err and "unexpected error" not in err, err
     assert err.count("\n") <= 1, err
+
+
+def test_batch_needs_a_signal(capsys: pytest.CaptureFixture[str]) -> None:
+    """sfed cancel -b without -s is refused: -b says where a signal goes."""
+    code, err = run(capsys, "cancel", "-b", "5")
+    assert (code, err) == (2, "sfed: --batch goes with --signal\n")

@@ -8,6 +8,8 @@ the pool's words instead of being placed again forever.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scheduler.domain import (
@@ -19,6 +21,7 @@ from scheduler.domain import (
     RemoteSubmission,
 )
 from scheduler.lifecycle import Policy
+from scheduler.loop import NotDelivered
 from scheduler.pools.base import PoolUnreachable
 from scheduler.store import Store
 from tests.fixtures.jobs import request
@@ -123,3 +126,24 @@ def test_nothing_left_out_writes_no_note(store: Store) -> None:
     job_id = submit(store)
     run_pass(loop)
     assert [e for e in store.events(job_id) if e.kind == "environment"] == []
+
+
+def test_signal_reaches_the_running_job(store: Store) -> None:
+    """A signal for a running job goes to its remote job on its pool."""
+    pool = MemoryPool("alpha")
+    loop = make_loop(store, pool)
+    job_id = submit(store)
+    run_pass(loop)
+    job = store.get_job(job_id)
+    assert job is not None and job.remote_id is not None
+    asyncio.run(loop.signal(job, "USR1", batch_only=True))
+    assert pool.signals == [(job.remote_id, "USR1", True)]
+
+
+def test_signal_to_a_job_not_on_a_pool_is_not_delivered(store: Store) -> None:
+    """A pending job has nothing to signal: NotDelivered says so."""
+    loop = make_loop(store, MemoryPool("alpha", silent=True))
+    job = store.get_job(submit(store))
+    assert job is not None
+    with pytest.raises(NotDelivered, match=f"job {job.id} is not running on a pool"):
+        asyncio.run(loop.signal(job, "USR1", batch_only=False))

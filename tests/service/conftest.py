@@ -18,7 +18,7 @@ from sfedlab import Lab
 from scheduler import identity
 from scheduler.config import parse_config
 from scheduler.domain import Job, JobRequest
-from scheduler.loop import PoolStatus
+from scheduler.loop import NotDelivered, PoolStatus
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service.server import build_server
 from scheduler.store import Store
@@ -63,6 +63,9 @@ class StillLoop:
 
     async def read_output(self, job: Job, *, stderr: bool, offset: int, limit: int) -> bytes:
         return b""
+
+    async def signal(self, job: Job, signal: str, *, batch_only: bool) -> None:
+        raise NotDelivered(f"job {job.id} is not running on a pool")  # it never passes
 
 
 class Api:

@@ -20,6 +20,7 @@ from scheduler.domain import JobRequest
 from scheduler.loop import PoolStatus
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.service import convert
+from scheduler.service.auth import METHODS
 from scheduler.store import Store
 from tests.fixtures.jobs import T0
 from tests.service.certs import Certs
@@ -34,6 +35,7 @@ OK = "ok"
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 HIDDEN = grpc.StatusCode.NOT_FOUND
+NOT_RUNNING = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def requests(job_id: int) -> dict[str, Message]:
@@ -44,6 +46,7 @@ def requests(job_id: int) -> dict[str, Message]:
         "GetJob": pb.GetJobRequest(job_id=job_id),
         "ListJobs": pb.ListJobsRequest(),
         "CancelJob": pb.CancelJobRequest(job_id=job_id),
+        "SignalJob": pb.SignalJobRequest(job_id=job_id, signal="USR1"),
         "WatchJob": pb.WatchJobRequest(job_id=job_id),
         "ExplainJob": pb.ExplainJobRequest(job_id=job_id),
         "StreamOutput": pb.StreamOutputRequest(job_id=job_id),
@@ -59,6 +62,8 @@ MATRIX: dict[str, tuple[Any, Any, Any]] = {
     "GetJob": (OK, OK, OK),
     "ListJobs": (OK, OK, OK),
     "CancelJob": (OK, DENIED, OK),
+    # Authorized, but the owner's job is still pending: nothing to signal yet.
+    "SignalJob": (NOT_RUNNING, DENIED, NOT_RUNNING),
     "WatchJob": (OK, OK, OK),
     "ExplainJob": (OK, OK, OK),
     "StreamOutput": (OK, DENIED, OK),
@@ -69,10 +74,16 @@ MATRIX: dict[str, tuple[Any, Any, Any]] = {
 PRIVATE = MATRIX | {
     "GetJob": (OK, HIDDEN, OK),
     "CancelJob": (OK, HIDDEN, OK),
+    "SignalJob": (NOT_RUNNING, HIDDEN, NOT_RUNNING),
     "WatchJob": (OK, HIDDEN, OK),
     "ExplainJob": (OK, HIDDEN, OK),
     "StreamOutput": (OK, HIDDEN, OK),
 }
+
+
+def test_matrix_covers_every_rpc() -> None:
+    """Every RPC of the API has its row: a new one cannot be left out of the matrix."""
+    assert set(MATRIX) == set(PRIVATE) == set(METHODS)
 
 
 @dataclass(frozen=True)

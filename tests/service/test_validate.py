@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
+from scheduler.service import validate
 from scheduler.service.validate import (
     MAX_SCRIPT_BYTES,
     InvalidArgument,
@@ -111,6 +112,89 @@ def test_bad_field_is_named(fields: dict[str, Any], message: str) -> None:
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("fields", "gpus", "gpu_type"),
+    [
+        pytest.param({"gres": "gpu:a100:4"}, 4, "a100", id="typed gres"),
+        pytest.param({"gres": "gpu:a100"}, 1, "a100", id="type alone is one GPU"),
+        pytest.param({"gres": "gpu:4", "gpu_type": "a100"}, 4, "a100", id="type apart"),
+        pytest.param({"gres": "gpu:a100:4", "gpu_type": "a100"}, 4, "a100", id="both, equal"),
+        pytest.param({"gres": "gpu:h100:2,gpu:h100:2"}, 4, "h100", id="same type twice"),
+        pytest.param({"gres": "gpu:a100_3g.20gb:1"}, 1, "a100_3g.20gb", id="MIG-style name"),
+        pytest.param({"gres": "gpu:4"}, 4, None, id="untyped"),
+    ],
+)
+def test_gpu_types_are_read(fields: dict[str, Any], gpus: int, gpu_type: str | None) -> None:
+    """Typed gres, or the type given apart, becomes GPUs per node and the GPU type."""
+    request = job_request(spec(**fields))
+    assert (request.gpus_per_node, request.gpu_type) == (gpus, gpu_type)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param(
+            {"gres": "gpu:a100:2,gpu:v100:2"},
+            "spec.gres: one GPU type per job (got a100, v100)",
+            id="two types",
+        ),
+        pytest.param(
+            {"gres": "gpu:a100:4", "gpu_type": "h100"},
+            "spec.gres: one GPU type per job (got a100, h100)",
+            id="gres and type apart differ",
+        ),
+        pytest.param(
+            {"gres": "gpu:a100:2,gpu:2"},
+            "spec.gres: typed and untyped GPUs in one request",
+            id="typed and untyped",
+        ),
+        pytest.param(
+            {"gres": "gpu:a100:x"}, "spec.gres: invalid gres count in 'gpu:a100:x'", id="count"
+        ),
+        pytest.param({"gres": "gpu:a b:1"}, "spec.gres: not a GPU type: 'a b'", id="type name"),
+        pytest.param(
+            {"gres": "gpu:" + "t" * 65 + ":1"}, "spec.gres: not a GPU type", id="type too long"
+        ),
+        pytest.param(
+            {"gres": "", "gpu_type": "a100"},
+            "spec.gres: GPU type a100 without GPUs: ask gpu:a100:N",
+            id="type without GPUs",
+        ),
+        pytest.param(
+            {"constraint": "[a100|h100]"},
+            "spec.constraint: matching OR in brackets ([a|b]) is not supported",
+            id="constraint brackets",
+        ),
+        pytest.param(
+            {"constraint": "a100*2"},
+            "spec.constraint: feature counts (a*2) is not supported",
+            id="constraint count",
+        ),
+        pytest.param(
+            {"constraint": "a\nb"},
+            "spec.constraint: 'a\\nb' is not a feature name",
+            id="constraint control",
+        ),
+        pytest.param(
+            {"constraint": "a&" * 600 + "b"},
+            "spec.constraint: longer than 1024 characters",
+            id="constraint long",
+        ),
+    ],
+)
+def test_bad_gpu_type_or_constraint_is_named(fields: dict[str, Any], message: str) -> None:
+    """A GPU type or constraint the federation cannot keep is refused, naming the field."""
+    with pytest.raises(InvalidArgument) as info:
+        job_request(spec(**fields))
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("text", ["ib", "a100&ib", "a100|h100"])
+def test_constraint_forms_kept_as_written(text: str) -> None:
+    """One feature, a&b and a|b are accepted and kept as written."""
+    assert job_request(spec(constraint=text)).constraint == text
+
+
 def test_shell_metacharacters_are_kept_verbatim() -> None:
     """A job name with shell metacharacters is data, kept as typed."""
     assert job_request(spec(job_name="x; touch /tmp/pwned")).job_name == "x; touch /tmp/pwned"
@@ -130,3 +214,18 @@ def test_bad_front_door_ids(text: str) -> None:
     """Anything else is refused with the expected form named."""
     with pytest.raises(InvalidArgument, match="expected <cluster>/<job id>"):
         front_door_id(text)
+
+
+@pytest.mark.parametrize(
+    ("given", "name"), [("USR1", "USR1"), ("sigusr2", "USR2"), ("10", "USR1"), (" TERM ", "TERM")]
+)
+def test_signal_names(given: str, name: str) -> None:
+    """Signals are taken by name, with or without SIG, or by number."""
+    assert validate.signal_name(given) == name
+
+
+@pytest.mark.parametrize("given", ["", "FOO", "99", "1" * 50, "USR1;x"])
+def test_unknown_signals_are_refused(given: str) -> None:
+    """Anything else is INVALID_ARGUMENT naming the signals that are sent."""
+    with pytest.raises(InvalidArgument, match="signal: not a signal sfed sends"):
+        validate.signal_name(given)

@@ -267,6 +267,10 @@ class KubernetesPool:
         self._log.debug("kube.poll", asked=len(remote_ids), found=len(known))
         return result
 
+    async def signal(self, remote_id: str, signal: str, *, batch_only: bool) -> None:
+        # The pods' processes can be reached only through exec, which this adapter does not use.
+        raise PoolError(f"{self.name}: Kubernetes pools cannot signal a running job (only end it)")
+
     async def cancel(self, remote_id: str) -> None:
         for kind, verbs in self._verbs.items():  # the Job first: its pods stop first
             try:

@@ -268,6 +268,16 @@ class SlurmPool:
         self._log.debug("slurm.poll", asked=len(wanted), found=len(result))
         return result
 
+    async def signal(self, remote_id: str, signal: str, *, batch_only: bool) -> None:
+        try:
+            argv = commands.signal_argv(remote_id, signal, batch_only=batch_only)
+        except ValueError as exc:
+            raise PoolError(f"{self.name}: {exc}") from exc
+        result = await self._run(argv)
+        if not result.ok:
+            raise self._failure("scancel", result)
+        self._log.info("slurm.signal", remote_id=remote_id, signal=signal, batch_only=batch_only)
+
     async def cancel(self, remote_id: str) -> None:
         try:
             argv = commands.scancel_argv(remote_id)

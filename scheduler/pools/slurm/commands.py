@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 
 from scheduler.config import ENVIRONMENT_DROP_SLURM
-from scheduler.domain import RemoteSubmission
+from scheduler.domain import SIGNALS, RemoteSubmission
 from scheduler.pools.environment import split_environment
 from scheduler.pools.slurm.transport import ENV_NAME
 
@@ -45,6 +45,7 @@ __all__ = [
     "read_output_argv",
     "sbatch_argv",
     "scancel_argv",
+    "signal_argv",
     "sinfo_argv",
     "squeue_argv",
     "submit_argv",
@@ -238,6 +239,15 @@ def check_job_id(remote_id: str) -> str:
 def scancel_argv(remote_id: str) -> list[str]:
     """`scancel <id>`: 22.05 exits 0 for unknown and finished ids."""
     return ["scancel", check_job_id(remote_id)]
+
+
+def signal_argv(remote_id: str, signal: str, *, batch_only: bool) -> list[str]:
+    """`scancel --signal=SIG --batch|--full <id>`: the batch shell only, or the batch shell
+    and every step (the job's every process, whether or not it runs steps)."""
+    if signal not in SIGNALS:
+        raise ValueError(f"not a signal sfed sends: {signal!r}")
+    which = "--batch" if batch_only else "--full"
+    return ["scancel", f"--signal={signal}", which, check_job_id(remote_id)]
 
 
 # -- reading a file on the pool (job output) -------------------------------------------------

@@ -374,3 +374,18 @@ def test_the_federation_s_own_variables_are_never_dropped() -> None:
     )
     env, left_out = commands.job_environment(sub)
     assert (env, list(left_out)) == ({"SFED_JOB_ID": "12"}, ["SFED_POOL"])
+
+
+@pytest.mark.parametrize(
+    ("batch_only", "which"), [(True, "--batch"), (False, "--full")], ids=["batch", "full"]
+)
+def test_signal_argv(batch_only: bool, which: str) -> None:
+    """A signal goes as scancel --signal, to the batch shell or to every process."""
+    argv = commands.signal_argv("42", "USR1", batch_only=batch_only)
+    assert argv == ["scancel", "--signal=USR1", which, "42"]
+
+
+def test_signal_argv_refuses_an_unknown_signal() -> None:
+    """Only the signals sfed sends reach scancel."""
+    with pytest.raises(ValueError, match="not a signal sfed sends"):
+        commands.signal_argv("42", "USR1; reboot", batch_only=True)

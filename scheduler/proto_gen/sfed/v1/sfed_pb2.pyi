@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobSpec(_message.Message):
-    __slots__ = ("script", "job_name", "nodes", "ntasks", "gres", "cpus_per_task", "mem_per_node_mb", "time_limit_min", "partition", "chdir", "output", "error", "environment", "requeue", "priority", "separate_error", "submit_dir")
+    __slots__ = ("script", "job_name", "nodes", "ntasks", "gres", "cpus_per_task", "mem_per_node_mb", "time_limit_min", "partition", "chdir", "output", "error", "environment", "requeue", "priority", "separate_error", "submit_dir", "gpu_type", "constraint")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class JobSpec(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     SEPARATE_ERROR_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_DIR_FIELD_NUMBER: _ClassVar[int]
+    GPU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
     script: bytes
     job_name: str
     nodes: int
@@ -52,7 +54,9 @@ class JobSpec(_message.Message):
     priority: int
     separate_error: bool
     submit_dir: str
-    def __init__(self, script: _Optional[bytes] = ..., job_name: _Optional[str] = ..., nodes: _Optional[int] = ..., ntasks: _Optional[int] = ..., gres: _Optional[str] = ..., cpus_per_task: _Optional[int] = ..., mem_per_node_mb: _Optional[int] = ..., time_limit_min: _Optional[int] = ..., partition: _Optional[str] = ..., chdir: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., requeue: _Optional[bool] = ..., priority: _Optional[int] = ..., separate_error: _Optional[bool] = ..., submit_dir: _Optional[str] = ...) -> None: ...
+    gpu_type: str
+    constraint: str
+    def __init__(self, script: _Optional[bytes] = ..., job_name: _Optional[str] = ..., nodes: _Optional[int] = ..., ntasks: _Optional[int] = ..., gres: _Optional[str] = ..., cpus_per_task: _Optional[int] = ..., mem_per_node_mb: _Optional[int] = ..., time_limit_min: _Optional[int] = ..., partition: _Optional[str] = ..., chdir: _Optional[str] = ..., output: _Optional[str] = ..., error: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., requeue: _Optional[bool] = ..., priority: _Optional[int] = ..., separate_error: _Optional[bool] = ..., submit_dir: _Optional[str] = ..., gpu_type: _Optional[str] = ..., constraint: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "user", "client_key")
@@ -172,6 +176,18 @@ class ListJobsResponse(_message.Message):
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class SignalJobRequest(_message.Message):
+    __slots__ = ("job_id", "signal", "batch_only", "user")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ONLY_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    signal: str
+    batch_only: bool
+    user: str
+    def __init__(self, job_id: _Optional[int] = ..., signal: _Optional[str] = ..., batch_only: _Optional[bool] = ..., user: _Optional[str] = ...) -> None: ...
+
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id", "user")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -267,7 +283,7 @@ class ListPoolsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PoolInfo(_message.Message):
-    __slots__ = ("name", "kind", "transport", "state", "reason", "partition", "nodes_total", "nodes_idle", "gpus_total", "gpus_free", "max_gpus_per_node", "price_per_gpu_hour", "weight", "jobs_active", "updated_at")
+    __slots__ = ("name", "kind", "transport", "state", "reason", "partition", "nodes_total", "nodes_idle", "gpus_total", "gpus_free", "max_gpus_per_node", "price_per_gpu_hour", "weight", "jobs_active", "updated_at", "gpu_types", "features")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +299,8 @@ class PoolInfo(_message.Message):
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     JOBS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    GPU_TYPES_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     transport: str
@@ -298,7 +316,9 @@ class PoolInfo(_message.Message):
     weight: int
     jobs_active: int
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., transport: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., partition: _Optional[str] = ..., nodes_total: _Optional[int] = ..., nodes_idle: _Optional[int] = ..., gpus_total: _Optional[int] = ..., gpus_free: _Optional[int] = ..., max_gpus_per_node: _Optional[int] = ..., price_per_gpu_hour: _Optional[float] = ..., weight: _Optional[int] = ..., jobs_active: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    gpu_types: _containers.RepeatedScalarFieldContainer[str]
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., transport: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., partition: _Optional[str] = ..., nodes_total: _Optional[int] = ..., nodes_idle: _Optional[int] = ..., gpus_total: _Optional[int] = ..., gpus_free: _Optional[int] = ..., max_gpus_per_node: _Optional[int] = ..., price_per_gpu_hour: _Optional[float] = ..., weight: _Optional[int] = ..., jobs_active: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gpu_types: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListPoolsResponse(_message.Message):
     __slots__ = ("pools",)

@@ -64,6 +64,11 @@ class FederationStub:
                 request_serializer=sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.SerializeToString,
                 response_deserializer=sfed_dot_v1_dot_sfed__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.SignalJob = channel.unary_unary(
+                '/sfed.v1.Federation/SignalJob',
+                request_serializer=sfed_dot_v1_dot_sfed__pb2.SignalJobRequest.SerializeToString,
+                response_deserializer=sfed_dot_v1_dot_sfed__pb2.JobInfo.FromString,
+                _registered_method=True)
         self.StreamOutput = channel.unary_stream(
                 '/sfed.v1.Federation/StreamOutput',
                 request_serializer=sfed_dot_v1_dot_sfed__pb2.StreamOutputRequest.SerializeToString,
@@ -114,6 +119,14 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalJob(self, request, context):
+        """Send a signal to the running job (scancel -s): its owner or an admin. FAILED_PRECONDITION
+        when the job is not running on a pool or its pool cannot deliver the signal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamOutput(self, request, context):
         """The job's output from byte `offset` on; with follow, until the job has ended. For the
         job's owner or an admin (a MUNGE credential, as for SubmitJob).
@@ -154,6 +167,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.ExplainJob,
                     request_deserializer=sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.FromString,
                     response_serializer=sfed_dot_v1_dot_sfed__pb2.Explanation.SerializeToString,
+            ),
+            'SignalJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalJob,
+                    request_deserializer=sfed_dot_v1_dot_sfed__pb2.SignalJobRequest.FromString,
+                    response_serializer=sfed_dot_v1_dot_sfed__pb2.JobInfo.SerializeToString,
             ),
             'StreamOutput': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamOutput,
@@ -323,6 +341,33 @@ class Federation:
             '/sfed.v1.Federation/ExplainJob',
             sfed_dot_v1_dot_sfed__pb2.ExplainJobRequest.SerializeToString,
             sfed_dot_v1_dot_sfed__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfed.v1.Federation/SignalJob',
+            sfed_dot_v1_dot_sfed__pb2.SignalJobRequest.SerializeToString,
+            sfed_dot_v1_dot_sfed__pb2.JobInfo.FromString,
             options,
             channel_credentials,
             insecure,
