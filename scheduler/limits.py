@@ -12,12 +12,14 @@ from typing import Final
 __all__ = [
     "LIMITS",
     "MAX_CLIENT_KEY",
+    "MAX_CONSTRAINT",
     "MAX_CPUS_PER_TASK",
     "MAX_ENV_BYTES",
     "MAX_ENV_ENTRY_BYTES",
     "MAX_ENV_NAME",
     "MAX_ENV_VARS",
     "MAX_GPUS_PER_NODE",
+    "MAX_GPU_TYPE",
     "MAX_JOB_NAME",
     "MAX_MEM_PER_NODE_MB",
     "MAX_NODES",
@@ -39,6 +41,8 @@ MAX_PRIORITY: Final = 1_000_000  # either way
 MAX_JOB_NAME: Final = 200
 MAX_PATH: Final = 4096  # Linux PATH_MAX
 MAX_CLIENT_KEY: Final = 200
+MAX_GPU_TYPE: Final = 64  # a GPU type's name (--gres=gpu:TYPE:N)
+MAX_CONSTRAINT: Final = 1024  # -C/--constraint, the whole expression
 MAX_ENV_VARS: Final = 4096
 MAX_ENV_NAME: Final = 256
 # Linux's MAX_ARG_STRLEN (128 KiB) less the NUL: a longer NAME=value cannot be passed to
@@ -57,4 +61,6 @@ LIMITS: Final[dict[str, int]] = {
     "max_time_limit_min": MAX_TIME_LIMIT_MIN,
     "max_job_name": MAX_JOB_NAME,
     "max_path": MAX_PATH,
+    "max_gpu_type": MAX_GPU_TYPE,
+    "max_constraint": MAX_CONSTRAINT,
 }

@@ -25,7 +25,7 @@ def test_one_line_per_pool_and_gpu_size() -> None:
         f"version=1 generated={int(NOW.timestamp())} partition=fed max_script_bytes=4194304"
         " max_nodes=100000 max_tasks=10000000 max_cpus_per_task=65533 max_gpus_per_node=1024"
         " max_mem_per_node_mb=1073741824 max_time_limit_min=52560000 max_job_name=200"
-        " max_path=4096",
+        " max_path=4096 max_gpu_type=64 max_constraint=1024",
         "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP",
         "pool=beta nodes=1 gpus_per_node=8 cpus_per_node=32 mem_mb_per_node=64000 state=DRAINED",
         "pool=beta nodes=2 gpus_per_node=4 cpus_per_node=32 mem_mb_per_node=64000 state=DRAINED",

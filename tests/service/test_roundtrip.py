@@ -39,6 +39,8 @@ FILLED: dict[str, Any] = {
     "priority": 5,
     "separate_error": False,  # excludes `error`; filled by SEPARATE below
     "submit_dir": "/home/alice/project",
+    "gpu_type": "a100",
+    "constraint": "a100&ib",
 }
 # The fields FILLED cannot give a non-default value at once (separate_error excludes error).
 SEPARATE: dict[str, Any] = {"error": None, "separate_error": True}
@@ -73,6 +75,13 @@ def test_proto_round_trip(request_: JobRequest) -> None:
     """domain -> JobSpec -> wire bytes -> JobSpec -> validation gives the same request."""
     wire = convert.job_spec(request_, with_script=True).SerializeToString()
     assert validate.job_request(pb.JobSpec.FromString(wire)) == request_
+
+
+def test_typed_gres_round_trip() -> None:
+    """A typed gres (gpu:a100:4) validates to the request that converts back to the same."""
+    request_ = validate.job_request(pb.JobSpec(script=FILLED["script"], gres="gpu:a100:4"))
+    assert (request_.gpus_per_node, request_.gpu_type) == (4, "a100")
+    assert validate.job_request(convert.job_spec(request_, with_script=True)) == request_
 
 
 @pytest.mark.parametrize("request_", [filled(), filled(**SEPARATE)], ids=["error", "separate"])
