@@ -93,7 +93,10 @@ def sbatch_argv(submission: RemoteSubmission, partition: str) -> list[str]:
     if request.gpus_per_node < 0:
         raise ValueError(f"gpus_per_node must not be negative, not {request.gpus_per_node}")
     if request.gpus_per_node:
-        argv.append(f"--gres=gpu:{request.gpus_per_node}")
+        typed = f"{request.gpu_type}:" if request.gpu_type else ""
+        argv.append(f"--gres=gpu:{typed}{request.gpus_per_node}")
+    if request.constraint is not None:
+        argv.append(f"--constraint={request.constraint}")
     if request.mem_per_node_mb is not None:
         argv.append(f"--mem={_positive('mem_per_node_mb', request.mem_per_node_mb)}M")
     if request.time_limit_min is not None:

@@ -45,6 +45,10 @@ tests/pools/slurm/fixtures/):
   (`gpu:2`; without the `(IDX:...)` suffix that `scontrol -d show node` prints; `gpu:0` even
   on a node without GPUs), `partitions`, `reason`. `tres_used` does not count GPUs unless
   AccountingStorageTRES lists gres/gpu, so GPUs come from `gres`/`gres_used`.
+  With typed GPUs (`Gres=gpu:a100:4`) `gres` is `gpu:a100:4(S:0)` and `gres_used`
+  `gpu:a100:1(IDX:0)`. `features` (the node's `Features=`, comma-separated, `""` for none)
+  and `active_features` (those usable now; the same unless a node_features plugin changes
+  them on reboot) are strings.
 * Job states: RUNNING, PENDING, COMPLETING, SUSPENDED, COMPLETED, FAILED, CANCELLED, TIMEOUT,
   SPECIAL_EXIT (`scontrol requeuehold`), ... The exit code is the RAW wait status of the batch
   script, not the number `scontrol` prints: `exit 3` gives 768 (`ExitCode=3:0`), a SIGKILL
@@ -68,6 +72,7 @@ __all__ = [
     "UnreachableOutput",
     "decode_wait_status",
     "gres_count",
+    "gres_type",
     "is_unreachable_message",
     "job_from_squeue",
     "load_json",
@@ -198,6 +203,38 @@ def gres_count(text: str | None, name: str = "gpu") -> int:
     return total
 
 
+def gres_type(text: str | None, name: str = "gpu") -> str:
+    """The type of the units of GRES `name` a Slurm GRES string lists; "" when untyped.
+
+    `gpu:a100:4(S:0)` -> `a100`, `gpu:4` -> ``, `gpu:a100` -> `a100`. A node with GPUs of
+    several types gets them all, sorted and joined by `,` (`a100,v100`): no request names
+    such a type, so it serves untyped requests only (its free GPUs are not counted per type).
+    """
+    if not text or text in {"(null)", "N/A"}:
+        return ""
+    types = set()
+    for item in _split_gres(text):
+        fields = item.split("(", 1)[0].strip().split(":")
+        if fields[0] != name or len(fields) == 1:
+            continue
+        if len(fields) == 2:  # `gpu:4` or `gpu:a100` (a type, one unit)
+            if not fields[1].isdigit():
+                types.add(fields[1])
+        elif fields[-1] != "0":
+            types.add(":".join(fields[1:-1]))
+    return ",".join(sorted(types))
+
+
+def _features(node: Mapping[str, Any]) -> tuple[str, ...]:
+    """The node's active features (its `features` when sinfo gives no active ones)."""
+    text = node.get("active_features", node.get("features"))
+    if text is None:
+        return ()
+    if not isinstance(text, str):
+        raise SlurmOutputError(f"features is not a string: {text!r}")
+    return tuple(sorted({f.strip() for f in text.split(",") if f.strip()}))
+
+
 def _int(node: Mapping[str, Any], key: str) -> int:
     value = node.get(key)
     if value is None:
@@ -227,6 +264,8 @@ def node_from_json(node: Mapping[str, Any]) -> NodeSnapshot:
         mem_total_mb=memory,
         mem_free_mb=max(0, memory - _int(node, "alloc_memory")),
         schedulable=state in _SCHEDULABLE_STATES and not flags & _UNSCHEDULABLE_FLAGS,
+        gpu_type=gres_type(node.get("gres")),
+        features=_features(node),
     )
 
 

@@ -67,6 +67,14 @@ def test_sbatch_argv_full() -> None:
     ]
 
 
+def test_sbatch_argv_typed_gres_and_constraint() -> None:
+    """A GPU type goes into --gres=gpu:TYPE:N and the constraint into --constraint, one word."""
+    argv = commands.sbatch_argv(
+        submission(gpus_per_node=2, gpu_type="h100", constraint="h100&ib"), "gpu"
+    )
+    assert argv[7:9] == ["--gres=gpu:h100:2", "--constraint=h100&ib"]
+
+
 def test_sbatch_argv_uses_pool_partition_not_request_partition() -> None:
     """The request's (virtual) partition is replaced by the pool's."""
     argv = commands.sbatch_argv(submission(partition="fed"), "gpu")

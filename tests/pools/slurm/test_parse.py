@@ -109,7 +109,54 @@ def test_gres_count(gres: str | None, count: int) -> None:
     assert parse.gres_count(gres) == count
 
 
+@pytest.mark.parametrize(
+    ("gres", "gpu_type"),
+    [
+        pytest.param("gpu:4", "", id="untyped"),
+        pytest.param("gpu:a100:4(S:0)", "a100", id="typed with sockets"),
+        pytest.param("gpu:h100:8(S:0-1),mps:400", "h100", id="typed among other GRES"),
+        pytest.param("gpu:a100", "a100", id="type alone"),
+        pytest.param("gpu:a100:2(IDX:0-1),gpu:v100:1(IDX:3)", "a100,v100", id="two types"),
+        pytest.param("gpu:a100:0", "", id="none of the type"),
+        pytest.param("mps:400", "", id="no GPUs"),
+        pytest.param("", "", id="empty"),
+        pytest.param(None, "", id="absent"),
+    ],
+)
+def test_gres_type(gres: str | None, gpu_type: str) -> None:
+    """A node's GPU type comes from its gpu GRES entries; several types are joined by commas."""
+    assert parse.gres_type(gres) == gpu_type
+
+
 # -- nodes -----------------------------------------------------------------------------------
+
+
+def test_node_gpu_type_and_features() -> None:
+    """Typed GRES gives the node's GPU type; active features its features, sorted."""
+    node = parse.node_from_json(
+        node_json(gres="gpu:h100:8(S:0)", features="ib,h100", active_features="ib,h100")
+    )
+    assert (node.gpu_type, node.features, node.gpus_total) == ("h100", ("h100", "ib"), 8)
+
+
+@pytest.mark.parametrize(
+    ("fields", "features"),
+    [
+        pytest.param({"features": "a,b", "active_features": "a"}, ("a",), id="active ones count"),
+        pytest.param({"features": "a,b"}, ("a", "b"), id="no active list: all"),
+        pytest.param({"features": "", "active_features": ""}, (), id="none"),
+        pytest.param({}, (), id="absent"),
+    ],
+)
+def test_node_features(fields: dict[str, Any], features: tuple[str, ...]) -> None:
+    """A node's features are its active features (its features when sinfo lists no active)."""
+    assert parse.node_from_json(node_json(**fields)).features == features
+
+
+def test_node_features_not_a_string_is_an_error() -> None:
+    """Features that are not sinfo's comma-separated string are a SlurmOutputError."""
+    with pytest.raises(parse.SlurmOutputError, match="features is not a string"):
+        parse.node_from_json(node_json(active_features=["a"]))
 
 
 def test_nodes_of_partition_reads_the_captured_busy_cluster() -> None:
