@@ -11,12 +11,13 @@ from .layout import (
     LabSite,
 )
 from .rendering import render_job_submit
-from .spec import LAB_CLUSTERS, LAB_SSH_PORT, ClusterSpec
+from .spec import LAB_CLUSTERS, LAB_DBD_PORT, LAB_SSH_PORT, ClusterSpec
 from .ssh import SshEndpoint
 
 __all__ = [
     "DEFAULT_PROXY_COMMAND",
     "LAB_CLUSTERS",
+    "LAB_DBD_PORT",
     "LAB_SSH_PORT",
     "PLUGIN_SOURCE",
     "REPO_ROOT",

@@ -22,6 +22,9 @@ def _print_status(st: dict[str, Any]) -> None:
     print(f"  {'munged':<10} {munged['state']:<5} {'(lab-owned)' if munged['owned'] else ''}")
     if "sshd" in st:
         print(f"  {'sshd':<10} {st['sshd']['state']:<5} 127.0.0.1:{st['sshd']['port']}")
+    if "slurmdbd" in st:
+        dbd = st["slurmdbd"]
+        print(f"  {'slurmdbd':<10} {dbd['state']:<5} :{dbd['port']}  database {dbd['database']}")
     if "sfedd" in st:
         print(f"  {'sfedd':<10} {st['sfedd']['state']:<5} {st['sfedd']['address']}")
     if st["sessions"]:

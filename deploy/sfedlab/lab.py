@@ -39,7 +39,8 @@ from .slurm_daemons import (
     up_cluster,
     wait_ready,
 )
-from .spec import LAB_CLUSTERS, LAB_SSH_PORT, ClusterSpec
+from .slurmdbd import SlurmDbd
+from .spec import LAB_CLUSTERS, LAB_DBD_PORT, LAB_SSH_PORT, ClusterSpec
 from .ssh import Sshd, SshEndpoint
 
 
@@ -52,6 +53,7 @@ class Lab:
         clusters: Sequence[ClusterSpec] = LAB_CLUSTERS,
         ssh_port: int | None = LAB_SSH_PORT,
         *,
+        dbd_port: int | None = LAB_DBD_PORT,
         template_dir: Path = TEMPLATE_DIR,
         timeout: float = 60.0,
         plugin_source: Path = PLUGIN_SOURCE,
@@ -63,7 +65,8 @@ class Lab:
     ) -> None:
         """`clusters` may hold one front door (role "door"); `plugin_source`, `proxy_command`
         (default: sfed-proxy in <repo>/.venv) and `capabilities_path` (default:
-        <root>/<door>/run/capabilities) go into the door's job_submit.lua. With `sfedd`, the
+        <root>/<door>/run/capabilities) go into the door's job_submit.lua, and its accounting
+        slurmdbd listens on `dbd_port` (a lab without a door runs none). With `sfedd`, the
         lab runs its own sfedd and leaves its address in `client_conf` (see clientconf),
         unless a test session started the lab."""
         self.root = Path(root).resolve()
@@ -74,6 +77,8 @@ class Lab:
         if len(doors) > 1:
             raise ValueError(f"a lab has at most one front door, got {[c.name for c in doors]}")
         self.door: ClusterSpec | None = doors[0] if doors else None
+        if self.door is not None and dbd_port is None:
+            raise ValueError(f"door {self.door.name} needs a dbd_port: its accounting slurmdbd")
         self.ssh_port = ssh_port
         self.template_dir = Path(template_dir)
         self.timeout = timeout
@@ -91,6 +96,8 @@ class Lab:
         ports = [p for c in self.specs for p in c.ports]
         if ssh_port is not None:
             ports.append(ssh_port)
+        if self.door is not None and dbd_port is not None:
+            ports.append(dbd_port)
         if len(set(ports)) != len(ports):
             raise ValueError(f"lab ports overlap: {sorted(ports)}")
         self._c = {c.name: ClusterPaths(c, self.root / c.name) for c in self.specs}
@@ -99,6 +106,12 @@ class Lab:
             if ssh_port is not None
             else None
         )
+        # The door's accounting (sacct): slurmdbd on the host's MariaDB.
+        self._dbd: SlurmDbd | None = None
+        if self.door is not None and dbd_port is not None:
+            door_paths = self._c[self.door.name]
+            template = self.template_dir / "slurmdbd.conf.in"
+            self._dbd = SlurmDbd(door_paths, self.root / "slurmdbd", dbd_port, template)
         self._sessions = Sessions(self.root / "sessions")
         # With sfedd, the lab runs the door's federation itself and proxies reach it through
         # a launcher that knows its socket.
@@ -181,6 +194,13 @@ class Lab:
         return self._sfedd
 
     @property
+    def slurmdbd(self) -> SlurmDbd:
+        """The door's slurmdbd (port, database, config), when the lab has a door."""
+        if self._dbd is None:
+            raise LabError("this lab has no front door (no cluster with role 'door')")
+        return self._dbd
+
+    @property
     def ssh(self) -> SshEndpoint:
         """The lab sshd, for SSH transports (root with a generated key, strict host keys)."""
         return self.site.ssh
@@ -216,10 +236,19 @@ class Lab:
 
         starts: list[Start] = []
         try:
-            for c in self._c.values():
-                if c.spec.is_door and plugin is not None:
-                    self._install_plugin(c, plugin, log)
-                starts.append(up_cluster(c, self.template_dir, actions, log))
+            # slurmdbd starts first and must answer before the door's slurmctld starts (which
+            # registers there); the pools start meanwhile.
+            if self._dbd is not None:
+                actions["slurmdbd"] = self._dbd.up(log)
+            for c in sorted(self._c.values(), key=lambda c: c.spec.is_door):
+                values: dict[str, Any] = {}
+                if c.spec.is_door:
+                    if plugin is not None:
+                        self._install_plugin(c, plugin, log)
+                    if self._dbd is not None:
+                        self._dbd.wait()
+                        values = self._dbd.values
+                starts.append(up_cluster(c, self.template_dir, actions, log, values))
             if self._sshd is not None:
                 actions["sshd"] = "started" if self._sshd.up() else "running"
             wait_ready(starts, self.timeout, log)
@@ -234,6 +263,8 @@ class Lab:
                 stop_started(s)
             if self._sshd is not None and actions.get("sshd") == "started":
                 self._sshd.down()
+            if self._dbd is not None and actions.get("slurmdbd") in ("started", "restarted"):
+                self._dbd.down()
             if self._sfedd is not None and actions.get("sfedd") in ("started", "restarted"):
                 self._sfedd.down()
             raise
@@ -280,6 +311,8 @@ class Lab:
             stop_cluster(c, cancel_jobs=True)
         if self._sshd is not None:
             self._sshd.down()
+        if self._dbd is not None:
+            self._dbd.down()  # after the door's slurmctld, which sends it the jobs' last records
         munge.stop_munged(self.root / "munged.pid")
         self._sessions.clear_started()
 
@@ -305,7 +338,8 @@ class Lab:
     # ---------------------------------------------------------------- status
 
     def status(self) -> dict[str, Any]:
-        """Per cluster: state up/down, slurmctld, node states; sshd and munged up/down."""
+        """Per cluster: state up/down, slurmctld, node states; sshd, slurmdbd and munged
+        up/down."""
         clusters = {name: cluster_status(c) for name, c in self._c.items()}
         result: dict[str, Any] = {
             "root": str(self.root),
@@ -323,6 +357,9 @@ class Lab:
             sshd_up = self._sshd.alive() is not None and procs.port_listening(self._sshd.port)
             result["sshd"] = {"state": "up" if sshd_up else "down", "port": self._sshd.port}
             up &= sshd_up
+        if self._dbd is not None:
+            result["slurmdbd"] = self._dbd.status()
+            up &= result["slurmdbd"]["state"] == "up"
         if self._sfedd is not None:
             sfedd_up = self._sfedd.alive() is not None
             result["sfedd"] = {
@@ -334,7 +371,7 @@ class Lab:
         return result
 
     def is_up(self) -> bool:
-        """True if munged, every cluster (all nodes ready) and sshd are up."""
+        """True if munged, every cluster (all nodes ready), sshd and slurmdbd are up."""
         return bool(self.status()["up"])
 
     @contextlib.contextmanager

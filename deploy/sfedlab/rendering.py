@@ -28,8 +28,11 @@ def _range(first: int, count: int) -> str:
     return str(first) if count == 1 else f"{first}-{first + count - 1}"
 
 
-def render_cluster(c: ClusterPaths, template_dir: Path, first_job_id: int) -> bool:
-    """Write slurm.conf, gres.conf and fake GPU files; True if a config file changed."""
+def render_cluster(
+    c: ClusterPaths, template_dir: Path, first_job_id: int, extra: Mapping[str, Any] | None = None
+) -> bool:
+    """Write slurm.conf, gres.conf and fake GPU files; True if a config file changed. `extra`
+    holds template values from outside the cluster's spec (the door's slurmdbd port)."""
     s = c.spec
     node_range = _hostlist(s.node_prefix, s.nodes)
     gpu_files = str(c.dev / ("gpu0" if s.gpus_per_node == 1 else f"gpu[0-{s.gpus_per_node - 1}]"))
@@ -55,6 +58,7 @@ def render_cluster(c: ClusterPaths, template_dir: Path, first_job_id: int) -> bo
         "gres_lines": (
             f"NodeName={node_range} Name=gpu File={gpu_files}" if s.gpus_per_node else ""
         ),
+        **(extra or {}),
     }
     changed = False
     parts = {"slurm.conf.in": c.conf, "gres.conf.in": c.gres_conf}
@@ -67,7 +71,7 @@ def render_cluster(c: ClusterPaths, template_dir: Path, first_job_id: int) -> bo
             text = Template(template.read_text()).substitute(values)
         except (OSError, KeyError, ValueError) as e:
             raise LabError(f"cannot render {template}: {e!r}") from None
-        texts[target] = texts.get(target, "") + text
+        texts[target] = _append(texts.get(target, ""), text)
     for target, text in texts.items():
         changed |= write_if_changed(target, text)
     for d in (c.dev, c.run, c.log, c.state, c.spool):
@@ -75,6 +79,22 @@ def render_cluster(c: ClusterPaths, template_dir: Path, first_job_id: int) -> bo
     for i in range(s.gpus_per_node):
         (c.dev / f"gpu{i}").touch()
     return changed
+
+
+# Keys that may appear on many lines of slurm.conf; any other key is one setting.
+_REPEATED_KEYS = frozenset({"NodeName", "PartitionName", "NodeSet", "DownNodes", "FrontendName"})
+_SETTING = re.compile(r"^(?P<key>[A-Za-z]+)=", re.M)
+
+
+def _append(base: str, part: str) -> str:
+    """`part` after `base`, where a setting of `part` (the door's) replaces the same setting of
+    `base`: that line is commented out, since slurmctld logs an error for a key set twice."""
+    keys = {m["key"] for m in _SETTING.finditer(part)} - _REPEATED_KEYS
+    if keys:
+        base = _SETTING.sub(
+            lambda m: f"# (set again below) {m[0]}" if m["key"] in keys else m[0], base
+        )
+    return base + part
 
 
 def render_plugin(door: ClusterPaths, source: Path, values: Mapping[str, str]) -> str:

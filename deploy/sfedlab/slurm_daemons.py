@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,12 +54,18 @@ class Start:
 # ---------------------------------------------------------------- up
 
 
-def up_cluster(c: ClusterPaths, template_dir: Path, actions: dict[str, str], log: Log) -> Start:
-    """Render the cluster's files and start what does not run: only missing slurmd when
-    slurmctld answers with an unchanged config, otherwise a cold start of the whole cluster.
-    Records "running", "started" or "restarted" in `actions`."""
+def up_cluster(
+    c: ClusterPaths,
+    template_dir: Path,
+    actions: dict[str, str],
+    log: Log,
+    values: Mapping[str, Any] | None = None,
+) -> Start:
+    """Render the cluster's files (with the extra template `values`) and start what does not
+    run: only missing slurmd when slurmctld answers with an unchanged config, otherwise a cold
+    start of the whole cluster. Records "running", "started" or "restarted" in `actions`."""
     ctld = procs.alive_from(c.ctld_pid, c.ctld_marker)
-    changed = render_cluster(c, template_dir, read_int(c.first_job_id, 1))
+    changed = render_cluster(c, template_dir, read_int(c.first_job_id, 1), values)
     if ctld is not None and not changed and _ping(c):
         missing = [
             n for n in c.spec.node_names
@@ -85,7 +91,7 @@ def up_cluster(c: ClusterPaths, template_dir: Path, actions: dict[str, str], log
         first = 1
     write_if_changed(c.first_job_id, f"{first}\n")
     write_if_changed(c.job_id_floor, f"{first + JOB_ID_SLACK}\n")
-    render_cluster(c, template_dir, first)
+    render_cluster(c, template_dir, first, values)
     actions[c.spec.name] = "restarted" if had_any else "started"
     log(f"{c.spec.name}: {why}")
     for port, what in zip(

@@ -128,3 +128,5 @@ LAB_CLUSTERS: tuple[ClusterSpec, ...] = (
 )
 
 LAB_SSH_PORT = 17022
+# The front door's slurmdbd (accounting), next to the slurmctld ports.
+LAB_DBD_PORT = 17820

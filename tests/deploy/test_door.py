@@ -21,6 +21,7 @@ DOOR = next(c for c in LAB_CLUSTERS if c.is_door)
 PRIVATE_DOOR = ClusterSpec(
     "door", 2, 0, 8, 32000, ctld_port=19819, node_port_base=19920, partition="fed", role="door"
 )
+PRIVATE_DBD_PORT = 19822  # the private door's slurmdbd
 # A script whose exact bytes the door must store: tabs, trailing blanks, non-ASCII, no final newline.
 SCRIPT = b'#!/bin/bash\n#SBATCH -N 2\n#SBATCH --gres=gpu:2\n\techo "h\xc3\xa9llo"  \necho done'
 LOCAL_SCRIPT = b'#!/bin/bash\n#SBATCH -N 1\n\techo "h\xc3\xa9llo"  \necho $SLURM_JOB_PARTITION'
@@ -72,13 +73,14 @@ def private_door() -> Iterator[Lab]:
     plugin = root / "job_submit.lua"
     plugin.write_text(TEST_PLUGIN)
     private = Lab(
-        root / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, plugin_source=plugin,
-        proxy_command=Path("/opt/sfed/bin/sfed-proxy"),
+        root / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT,
+        plugin_source=plugin, proxy_command=Path("/opt/sfed/bin/sfed-proxy"),
     )  # fmt: skip
     try:
         yield private
     finally:
         private.down()
+        private.slurmdbd.drop_database()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -201,7 +203,10 @@ def test_render_ignores_keys_outside_the_config_table() -> None:
 def test_up_without_the_plugin_fails_naming_its_path(tmp_path: Path) -> None:
     """`up` of a door whose plugin file is missing fails at once, naming the file."""
     missing = tmp_path / "plugins" / "job_submit.lua"
-    door = Lab(tmp_path / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, plugin_source=missing)
+    door = Lab(
+        tmp_path / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT,
+        plugin_source=missing,
+    )  # fmt: skip
     with pytest.raises(
         LabError, match=f"job_submit plugin {re.escape(str(missing))} does not exist"
     ):
@@ -214,7 +219,10 @@ def test_up_with_a_lua_syntax_error_fails_with_the_line(tmp_path: Path) -> None:
     """`up` of a door whose plugin does not compile fails with luac's message and line."""
     plugin = tmp_path / "job_submit.lua"
     plugin.write_text(TEST_PLUGIN.replace("return slurm.SUCCESS\nend", "return slurm.SUCCESS\n", 1))
-    door = Lab(tmp_path / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, plugin_source=plugin)
+    door = Lab(
+        tmp_path / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT,
+        plugin_source=plugin,
+    )  # fmt: skip
     with pytest.raises(LabError, match=r"does not compile: .*job_submit\.lua:\d+: 'end' expected"):
         door.up()
     assert door.status()["clusters"]["door"]["slurmctld"] == "down"
