@@ -53,3 +53,17 @@ def wait_job(lab: Lab, cluster: str, job: str, states: set[str], timeout: float 
         assert time.monotonic() < deadline, f"job {job} still {state} after {timeout}s"
         time.sleep(0.2)
     return state
+
+
+def door_sacct(lab: Lab, job: str, timeout: float = 30) -> dict[str, str]:
+    """The door's sacct record of `job` (no steps) once it has ended and is whole: slurmdbd may
+    hold a short job's end before its start record (no name, no partition) for a second."""
+    fields = ("JobID", "Partition", "State", "ExitCode", "Submit", "Start", "End", "Elapsed")
+    deadline = time.monotonic() + timeout
+    while True:
+        out = slurm(lab, "door", "sacct", "-X", "-n", "-P", "-j", job, "-o", ",".join(fields))
+        rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+        if rows and rows[0]["State"] not in {"PENDING", "RUNNING"} and rows[0]["Partition"]:
+            return rows[0]
+        assert time.monotonic() < deadline, f"sacct of door job {job} after {timeout}s: {rows}"
+        time.sleep(0.5)
