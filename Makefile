@@ -3,12 +3,12 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := slurm-wlm munge openssh-server lua5.1
+DEB_PACKAGES := slurm-wlm munge openssh-server lua5.1 slurmdbd mariadb-client
 
 .PHONY: deps venv proto lint unit test demo lab-up lab-down clean
 
 deps:  ## Debian packages (root); skipped when already present
-	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sshd >/dev/null && ! test -x /usr/sbin/sshd || ! command -v lua5.1 >/dev/null; then \
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sshd >/dev/null && ! test -x /usr/sbin/sshd || ! command -v lua5.1 >/dev/null || ! test -x /usr/sbin/slurmdbd || ! command -v mysql >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES); fi
 
 $(BIN)/python: pyproject.toml
