@@ -24,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from scheduler.limits import MAX_GPU_TYPE
+from scheduler.placement.features import GPU_TYPE
+
 __all__ = [
     "ENVIRONMENT_DROP_KUBERNETES",
     "ENVIRONMENT_DROP_SLURM",
@@ -408,6 +411,13 @@ class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
     # path_map: absolute path in the pods -> its volume, mounted at the same path as on the
     # Slurm pools (so nothing is translated).
     gpu_resource: str = "nvidia.com/gpu"
+    # A node's GPU type is the value of this label (e.g. "nvidia.com/gpu.product", which
+    # NVIDIA's GPU feature discovery sets), through `gpu_types` when it names the value
+    # (e.g. {"NVIDIA-A100-SXM4-80GB" = "a100"}), else the value itself. None: untyped GPUs.
+    gpu_type_label: str | None = None
+    gpu_types: dict[str, str] = Field(default_factory=dict)
+    # Label keys whose values are node features (for -C), e.g. "sfed.io/interconnect".
+    feature_labels: tuple[str, ...] = ()
     run_as_user: Annotated[int, Field(ge=0)] | None = None
     run_as_group: Annotated[int, Field(ge=0)] | None = None
     # Run each job's pods with its owner's uid and gid (as sfedd's host resolves the name), so
@@ -443,6 +453,36 @@ class KubernetesPoolConfig(PoolConfigBase[KubernetesVolume]):
             _label_key(key)
             _label_value(key, value)
         return v
+
+    @field_validator("gpu_type_label")
+    @classmethod
+    def _type_label(cls, v: str | None) -> str | None:
+        return v if v is None else _label_key(v)
+
+    @field_validator("feature_labels")
+    @classmethod
+    def _feature_labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for key in v:
+            _label_key(key)
+        return v
+
+    @field_validator("gpu_types")
+    @classmethod
+    def _gpu_types(cls, v: dict[str, str]) -> dict[str, str]:
+        for value, name in v.items():
+            if len(value) > 63 or not _LABEL_VALUE.match(value):
+                raise ValueError(f"{value!r}: a label value is at most 63 of [A-Za-z0-9-_.]")
+            if len(name) > MAX_GPU_TYPE or not GPU_TYPE.fullmatch(name):
+                raise ValueError(
+                    f"{value} = {name!r}: a GPU type is at most {MAX_GPU_TYPE} of [A-Za-z0-9_.-]"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _types_need_a_label(self) -> KubernetesPoolConfig:
+        if self.gpu_types and self.gpu_type_label is None:
+            raise ValueError("gpu_types maps values of gpu_type_label: set gpu_type_label too")
+        return self
 
     @field_validator("priority_class", "cluster_domain")
     @classmethod

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import ConfigError, load_config, parse_config
+from scheduler.config import ConfigError, KubernetesPoolConfig, load_config, parse_config
 
 
 def minimal(**pool: object) -> dict[str, object]:
@@ -118,6 +118,23 @@ def test_kubernetes_pool_gets_defaults() -> None:
     assert pool.namespace == "default" and pool.kubeconfig is None  # type: ignore[union-attr]
 
 
+def test_kubernetes_pool_reads_gpu_types_and_features_from_labels() -> None:
+    """gpu_type_label, its map of values to type names, and feature_labels are read."""
+    [pool] = parse_config(
+        kube(
+            gpu_type_label="nvidia.com/gpu.product",
+            gpu_types={"NVIDIA-A100-SXM4-80GB": "a100"},
+            feature_labels=["sfed.io/interconnect"],
+        )
+    ).pools
+    assert isinstance(pool, KubernetesPoolConfig)
+    assert (pool.gpu_type_label, pool.gpu_types, pool.feature_labels) == (
+        "nvidia.com/gpu.product",
+        {"NVIDIA-A100-SXM4-80GB": "a100"},
+        ("sfed.io/interconnect",),
+    )
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -137,6 +154,17 @@ def test_kubernetes_pool_gets_defaults() -> None:
         ({"gpu_resource": "gpu"}, r"must be an extended resource name"),
         ({"partition": "gpu"}, r"pools\.0\.partition: unknown key"),
         ({"ttl_after_finished_s": 5}, r"ttl_after_finished_s: Input should be greater"),
+        ({"gpu_type_label": "a b"}, r"pools\.0\.gpu_type_label: label key 'a b'"),
+        (
+            {"gpu_type_label": "g", "gpu_types": {"A100 80GB": "a100"}},
+            r"pools\.0\.gpu_types: 'A100 80GB': a label value is at most 63",
+        ),
+        (
+            {"gpu_type_label": "g", "gpu_types": {"A100": "a 100"}},
+            r"pools\.0\.gpu_types: A100 = 'a 100': a GPU type is at most 64",
+        ),
+        ({"gpu_types": {"A100": "a100"}}, r"pools\.0: gpu_types maps values of gpu_type_label"),
+        ({"feature_labels": ["ok", "not ok"]}, r"pools\.0\.feature_labels: label key 'not ok'"),
     ],
 )
 def test_bad_kubernetes_pool_settings_are_named(override: dict[str, object], message: str) -> None:

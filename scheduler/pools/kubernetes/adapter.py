@@ -169,6 +169,7 @@ class KubernetesPool:
                 pods,
                 gpu_resource=self.config.gpu_resource,
                 tolerations=self.config.tolerations,
+                labels=capacity.NodeLabels.of(self.config),
             )
         except (capacity.QuantityError, KeyError) as exc:
             raise PoolError(f"{self.name}: unreadable node or pod: {exc}") from exc

@@ -3,7 +3,8 @@
 A node counts when it is Ready, not cordoned, carries the pool's labels (the API call filters
 by the node selector) and has no NoSchedule/NoExecute taint the pool does not tolerate. Its
 free GPUs are its allocatable GPUs minus the requests of the pods bound to it that have not
-ended, whoever owns them: other tenants' pods take GPUs too.
+ended, whoever owns them: other tenants' pods take GPUs too. Its GPU type and features come
+from its labels, as the pool's config names them (`NodeLabels`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from scheduler.config import Toleration
+from scheduler.config import KubernetesPoolConfig, Toleration
 from scheduler.domain import NodeSnapshot
 
-__all__ = ["QuantityError", "node_snapshots", "parse_quantity", "pod_requests", "tolerates"]
+__all__ = [
+    "NodeLabels",
+    "QuantityError",
+    "node_snapshots",
+    "parse_quantity",
+    "pod_requests",
+    "tolerates",
+]
 
 _SUFFIX = {
     "": Decimal(1),
@@ -91,6 +100,38 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, Decimal]:
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class NodeLabels:
+    """Which node labels say a node's GPU type and features (the pool's `gpu_type_label`,
+    `gpu_types` and `feature_labels`)."""
+
+    gpu_type_label: str | None = None
+    gpu_types: Mapping[str, str] = field(default_factory=dict)  # label value -> type name
+    feature_labels: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, config: KubernetesPoolConfig) -> NodeLabels:
+        return cls(config.gpu_type_label, dict(config.gpu_types), config.feature_labels)
+
+    def gpu_type(self, labels: Mapping[str, str]) -> str:
+        """The type named by the label's value, mapped when the map has it; "" without it."""
+        if self.gpu_type_label is None:
+            return ""
+        value = labels.get(self.gpu_type_label) or ""
+        return self.gpu_types.get(value, value)
+
+    def type_values(self, gpu_type: str) -> list[str]:
+        """The label values that mean `gpu_type` (for a node affinity), sorted."""
+        values = {value for value, name in self.gpu_types.items() if name == gpu_type}
+        if gpu_type not in self.gpu_types:
+            values.add(gpu_type)  # an unmapped value is its own type
+        return sorted(values)
+
+    def features(self, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """The values of the feature labels the node has."""
+        return tuple(sorted({labels[k] for k in self.feature_labels if labels.get(k)}))
+
+
 def tolerates(tolerations: Sequence[Toleration], taint: Mapping[str, Any]) -> bool:
     """Whether one of the tolerations lets pods onto a node with `taint`."""
     for t in tolerations:
@@ -139,8 +180,11 @@ def node_snapshots(
     *,
     gpu_resource: str,
     tolerations: Sequence[Toleration] = (),
+    labels: NodeLabels | None = None,
 ) -> tuple[NodeSnapshot, ...]:
-    """One NodeSnapshot per node, sorted by name; QuantityError for an unreadable quantity."""
+    """One NodeSnapshot per node, sorted by name; QuantityError for an unreadable quantity.
+    With `labels`, each node's GPU type and features come from its labels."""
+    labels = labels or NodeLabels()
     used: dict[str, dict[str, Decimal]] = {}
     for pod in pods:
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -158,6 +202,7 @@ def node_snapshots(
         gpus_total, gpus_free = _amounts(allocatable, taken, gpu_resource)
         cpus_total, cpus_free = _amounts(allocatable, taken, "cpu")
         mem_total, mem_free = _amounts(allocatable, taken, "memory", Decimal(2) ** 20)
+        node_labels = node["metadata"].get("labels") or {}
         out.append(
             NodeSnapshot(
                 name=name,
@@ -168,6 +213,8 @@ def node_snapshots(
                 mem_total_mb=mem_total,
                 mem_free_mb=mem_free,
                 schedulable=not _unusable(node, tolerations),
+                gpu_type=labels.gpu_type(node_labels),
+                features=labels.features(node_labels),
             )
         )
     return tuple(sorted(out, key=lambda n: n.name))

@@ -4,7 +4,9 @@ One attempt of a job on N nodes with G GPUs each becomes:
 
 - an Indexed Job, completions = parallelism = N, backoffLimit 0 (a failed node fails the job,
   as in Slurm), one pod per Kubernetes node (required pod anti-affinity on the hostname),
-  G `nvidia.com/gpu` per pod as a limit, the pool's node selector and tolerations;
+  G `nvidia.com/gpu` per pod as a limit, the pool's node selector and tolerations, and a
+  required node affinity for the job's GPU type and -C constraint (the labels the pool's
+  `gpu_type_label` and `feature_labels` name);
 - a headless Service (publishNotReadyAddresses) that gives the pods stable DNS names
   `<name>-<index>.<name>`, with a DNS search path so that the short `<name>-<index>` of
   SLURM_JOB_NODELIST resolves too;
@@ -22,6 +24,8 @@ exists (`owner_patch`), so Kubernetes deletes them with it.
 from __future__ import annotations
 
 import base64
+import itertools
+import math
 import posixpath
 import pwd
 import re
@@ -32,8 +36,10 @@ from typing import Any
 
 from scheduler.config import KubernetesPoolConfig, KubernetesVolume
 from scheduler.domain import RemoteSubmission
+from scheduler.placement.features import parse_constraint
 from scheduler.pools.environment import split_environment
 from scheduler.pools.kubernetes import names
+from scheduler.pools.kubernetes.capacity import NodeLabels
 from scheduler.sbatch_options import expand_filename_pattern
 
 __all__ = [
@@ -232,6 +238,58 @@ def _resources(submission: RemoteSubmission, config: KubernetesPoolConfig) -> di
     return out
 
 
+# More alternative node selector terms than this (a constraint of many features over many
+# feature labels) is refused: the pods would be slow to schedule, and the spec large.
+MAX_NODE_TERMS = 64
+
+
+def _node_terms(submission: RemoteSubmission, config: KubernetesPoolConfig) -> list[Any]:
+    """The nodeSelectorTerms (any one of them) that keep the pods on nodes of the job's GPU
+    type and features, as capacity.NodeLabels reads them; [] when the job asks neither."""
+    request = submission.request
+    labels = NodeLabels.of(config)
+    common: list[dict[str, Any]] = []
+    if request.gpu_type is not None:
+        if labels.gpu_type_label is None:
+            raise ValueError(
+                f"GPU type {request.gpu_type} asked, but the pool has no gpu_type_label"
+            )
+        values = labels.type_values(request.gpu_type)
+        common.append({"key": labels.gpu_type_label, "operator": "In", "values": values})
+    if request.constraint is None:
+        return [{"matchExpressions": common}] if common else []
+    if not labels.feature_labels:
+        raise ValueError(f"features {request.constraint} asked, but the pool has no feature_labels")
+    constraint = parse_constraint(request.constraint)
+    keys = labels.feature_labels
+    if constraint.any_of:  # one of the features under any of the labels
+        values = sorted(set(constraint.names))
+        terms = [[*common, {"key": k, "operator": "In", "values": values}] for k in keys]
+    else:  # each feature under a label of its own (a label has one value)
+        wanted = sorted(set(constraint.names))
+        if len(wanted) > len(keys):
+            raise ValueError(
+                f"features {request.constraint}: the pool's {len(keys)} feature labels hold at "
+                f"most {len(keys)} features per node"
+            )
+        if math.perm(len(keys), len(wanted)) > MAX_NODE_TERMS:
+            raise ValueError(
+                f"features {request.constraint}: more than {MAX_NODE_TERMS} ways to find them "
+                "among the pool's feature labels"
+            )
+        terms = [
+            [
+                *common,
+                *(
+                    {"key": k, "operator": "In", "values": [f]}
+                    for k, f in zip(ks, wanted, strict=True)
+                ),
+            ]
+            for ks in itertools.permutations(keys, len(wanted))
+        ]
+    return [{"matchExpressions": term} for term in terms[:MAX_NODE_TERMS]]
+
+
 def _identity(
     submission: RemoteSubmission, config: KubernetesPoolConfig
 ) -> tuple[int | None, int | None]:
@@ -307,6 +365,11 @@ def _pod_spec(
         "containers": [container],
         "volumes": volumes,
     }
+    terms = _node_terms(submission, config)
+    if terms:
+        spec["affinity"]["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+        }
     if config.node_selector:
         spec["nodeSelector"] = dict(config.node_selector)
     if config.tolerations:

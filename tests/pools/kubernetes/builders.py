@@ -58,8 +58,10 @@ def node(
     unschedulable: bool = False,
     taints: Sequence[Mapping[str, Any]] = (),
     capacity_gpus: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A Node. `ready=None` leaves out the Ready condition; `gpus=None` the GPU resource."""
+    """A Node. `ready=None` leaves out the Ready condition; `gpus=None` the GPU resource;
+    `labels` are added to (or replace) the usual ones."""
     allocatable: dict[str, Any] = {
         "cpu": cpu,
         "ephemeral-storage": "95500736762",
@@ -105,6 +107,7 @@ def node(
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                **(labels or {}),
             },
         },
         "spec": spec,

@@ -13,17 +13,21 @@ from scheduler.config import KubernetesPoolConfig, parse_config
 from tests.kubeapi import FakeCluster
 
 NAMESPACE = "ml"
+PRODUCT = "nvidia.com/gpu.product"  # the label NVIDIA's GPU feature discovery sets
+A100 = "NVIDIA-A100-SXM4-80GB"
+NET_LABEL = "sfed.io/net"  # a feature label: its value is a node feature
 
 
 @contextmanager
 def pool_cluster(root: Path) -> Iterator[FakeCluster]:
     """A started cluster in `root` for pools on the nodes labelled pool=a100: a1 and a2 with
-    4 GPUs, a3 alike but cordoned, a4 alike but tainted, and `other` (8 GPUs) outside the
-    selector; namespace NAMESPACE with the PVC `ckpt` (the directory root/pv-ckpt)."""
+    4 GPUs (product label NVIDIA-A100-SXM4-80GB, a2 also NET_LABEL=ib), a3 alike but cordoned,
+    a4 alike but tainted, and `other` (8 GPUs) outside the selector; namespace NAMESPACE with
+    the PVC `ckpt` (the directory root/pv-ckpt)."""
     with FakeCluster(root) as c:
         c.add_namespace(NAMESPACE)
-        c.add_node("a1", gpus=4, cpus=16, labels={"pool": "a100"})
-        c.add_node("a2", gpus=4, cpus=16, labels={"pool": "a100"})
+        c.add_node("a1", gpus=4, cpus=16, labels={"pool": "a100", PRODUCT: A100})
+        c.add_node("a2", gpus=4, cpus=16, labels={"pool": "a100", PRODUCT: A100, NET_LABEL: "ib"})
         c.add_node("a3", gpus=4, cpus=16, labels={"pool": "a100"}, unschedulable=True)
         c.add_node("other", gpus=8, labels={"pool": "t4"})
         taint = {"key": "dedicated", "value": "infer", "effect": "NoSchedule"}

@@ -17,7 +17,7 @@ from tests.fixtures import submissions
 from tests.fixtures.polling import wait_state
 from tests.fixtures.submissions import fresh_tag
 from tests.kubeapi import FakeCluster
-from tests.pools.kubernetes.conftest import NAMESPACE, pool_config
+from tests.pools.kubernetes.conftest import A100, NAMESPACE, NET_LABEL, PRODUCT, pool_config
 
 T = TypeVar("T")
 TERMINAL = {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}
@@ -92,6 +92,24 @@ def test_a_tolerated_taint_makes_the_node_usable(cluster: FakeCluster) -> None:
     toleration = {"key": "dedicated", "value": "infer", "effect": "NoSchedule"}
     nodes = run(cluster, lambda p: p.snapshot(), tolerations=[toleration])
     assert {n.name for n in nodes if n.schedulable} == {"a1", "a2", "a4"}
+
+
+TYPED = {"gpu_type_label": PRODUCT, "gpu_types": {A100: "a100"}, "feature_labels": [NET_LABEL]}
+
+
+def test_snapshot_reads_gpu_types_and_features_from_node_labels(cluster: FakeCluster) -> None:
+    """The product label (mapped) is each node's GPU type; the feature label's value a feature."""
+    nodes = {n.name: n for n in run(cluster, lambda p: p.snapshot(), **TYPED)}
+    assert (nodes["a1"].gpu_type, nodes["a1"].features) == ("a100", ())
+    assert (nodes["a2"].gpu_type, nodes["a2"].features) == ("a100", ("ib",))
+
+
+def test_a_constrained_job_runs_on_a_node_with_the_feature(cluster: FakeCluster) -> None:
+    """A typed job with -C ib gets a node affinity: its pod runs on a2, the node labelled ib
+    (without it, the test cluster's scheduler picks a1)."""
+    sub = submission("#!/bin/sh\ntrue\n", gpus_per_node=1, gpu_type="a100", constraint="ib")
+    job = run(cluster, lambda p: submit_and_wait(p, sub), **TYPED)
+    assert (job.state, job.nodelist) == (AttemptState.COMPLETED, "a2")
 
 
 def test_two_node_job_runs_srun_across_pods(cluster: FakeCluster, pv_dir: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from scheduler.config import Toleration
 from scheduler.domain import NodeSnapshot
 from scheduler.pools.kubernetes.capacity import (
+    NodeLabels,
     QuantityError,
     node_snapshots,
     parse_quantity,
@@ -445,3 +446,51 @@ def test_unreadable_quantity_raises(
     """An unreadable quantity in a node or a bound pod raises QuantityError."""
     with pytest.raises(QuantityError):
         node_snapshots(nodes, pods, gpu_resource=GPU)
+
+
+# --- node_snapshots: GPU types and features --------------------------------------------------
+
+PRODUCT = "nvidia.com/gpu.product"
+LABELS = NodeLabels(
+    gpu_type_label=PRODUCT,
+    gpu_types={"NVIDIA-H100-80GB-HBM3": "h100", "NVIDIA-A100-SXM4-80GB": "a100"},
+    feature_labels=("sfed.io/net", "sfed.io/disk"),
+)
+
+
+@pytest.mark.parametrize(
+    ("labels", "node_labels", "gpu_type", "features"),
+    [
+        pytest.param(LABELS, {}, "h100", (), id="mapped product"),
+        pytest.param(LABELS, {PRODUCT: "NVIDIA-A100-SXM4-80GB"}, "a100", (), id="other product"),
+        pytest.param(LABELS, {PRODUCT: "Tesla-T4"}, "Tesla-T4", (), id="unmapped: the value"),
+        pytest.param(NodeLabels(gpu_type_label="none.io/x"), {}, "", (), id="label absent"),
+        pytest.param(NodeLabels(), {}, "", (), id="no label configured: untyped"),
+        pytest.param(
+            LABELS,
+            {"sfed.io/net": "ib", "sfed.io/disk": "nvme", "other": "x"},
+            "h100",
+            ("ib", "nvme"),
+            id="feature labels' values",
+        ),
+        pytest.param(LABELS, {"sfed.io/net": ""}, "h100", (), id="empty value is no feature"),
+    ],
+)
+def test_gpu_type_and_features_from_labels(
+    labels: NodeLabels, node_labels: dict[str, str], gpu_type: str, features: tuple[str, ...]
+) -> None:
+    """The type label's value (mapped when the map names it) and the feature labels' values."""
+    (only,) = node_snapshots([node("n", labels=node_labels)], [], gpu_resource=GPU, labels=labels)
+    assert (only.gpu_type, only.features) == (gpu_type, features)
+
+
+@pytest.mark.parametrize(
+    ("gpu_type", "values"),
+    [
+        pytest.param("h100", ["NVIDIA-H100-80GB-HBM3", "h100"], id="mapped and as itself"),
+        pytest.param("Tesla-T4", ["Tesla-T4"], id="unmapped"),
+    ],
+)
+def test_label_values_of_a_gpu_type(gpu_type: str, values: list[str]) -> None:
+    """The label values meaning a type: those mapped to it, and itself unless it is mapped."""
+    assert LABELS.type_values(gpu_type) == values

@@ -87,6 +87,13 @@ FULL_POOL: dict[str, Any] = {
     "gpu_resource": "nvidia.com/gpu",
 }
 
+PRODUCT = "nvidia.com/gpu.product"
+TYPED_POOL: dict[str, Any] = {
+    "gpu_type_label": PRODUCT,
+    "gpu_types": {"NVIDIA-A100-SXM4-80GB": "a100", "NVIDIA-A100-SXM4-40GB": "a100"},
+    "feature_labels": ["sfed.io/net", "sfed.io/disk"],
+}
+
 CASES = {
     "two-nodes-gpus": (submission(gpus_per_node=4), pool()),
     "cpu-only-one-node": (submission(nodes=1, gpus_per_node=0), pool()),
@@ -102,6 +109,10 @@ CASES = {
         pool(),
     ),
     "full-pool": (submission(gpus_per_node=8, ntasks=16, cpus_per_task=4), pool(**FULL_POOL)),
+    "typed-and-constrained": (
+        submission(gpus_per_node=8, gpu_type="a100", constraint="ib&nvme"),
+        pool(**FULL_POOL, **TYPED_POOL),
+    ),
 }
 
 
@@ -396,3 +407,96 @@ def test_an_owner_unknown_to_sfedd_is_refused() -> None:
     owned = RemoteSubmission(tag=sub.tag, request=sub.request, run_as="no-such-user-x")
     with pytest.raises(ValueError, match="unknown on sfedd's host"):
         build(owned, pool(run_as_owner=True))
+
+
+def node_terms(objects: manifests.JobObjects) -> list[dict[str, Any]] | None:
+    """The pods' required nodeSelectorTerms, None without a node affinity."""
+    affinity = objects.job["spec"]["template"]["spec"]["affinity"].get("nodeAffinity")
+    if affinity is None:
+        return None
+    terms: list[dict[str, Any]] = affinity["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    return terms
+
+
+def _in(key: str, *values: str) -> dict[str, Any]:
+    return {"key": key, "operator": "In", "values": list(values)}
+
+
+A100_VALUES = ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-SXM4-80GB", "a100")  # and itself
+
+
+@pytest.mark.parametrize(
+    ("fields", "terms"),
+    [
+        pytest.param({}, None, id="neither: no node affinity"),
+        pytest.param(
+            {"gpu_type": "a100"},
+            [{"matchExpressions": [_in(PRODUCT, *A100_VALUES)]}],
+            id="GPU type: the label values that mean it",
+        ),
+        pytest.param(
+            {"gpu_type": "a100", "constraint": "ib|roce"},
+            [
+                {
+                    "matchExpressions": [
+                        _in(PRODUCT, *A100_VALUES),
+                        _in("sfed.io/net", "ib", "roce"),
+                    ]
+                },
+                {
+                    "matchExpressions": [
+                        _in(PRODUCT, *A100_VALUES),
+                        _in("sfed.io/disk", "ib", "roce"),
+                    ]
+                },
+            ],
+            id="any feature: under any feature label",
+        ),
+        pytest.param(
+            {"constraint": "ib&nvme"},
+            [
+                {"matchExpressions": [_in("sfed.io/net", "ib"), _in("sfed.io/disk", "nvme")]},
+                {"matchExpressions": [_in("sfed.io/disk", "ib"), _in("sfed.io/net", "nvme")]},
+            ],
+            id="every feature: each under a label of its own",
+        ),
+    ],
+)
+def test_gpu_type_and_features_become_a_node_affinity(
+    fields: dict[str, Any], terms: list[dict[str, Any]] | None
+) -> None:
+    """The pods go only to nodes whose labels give the job's GPU type and features."""
+    assert node_terms(build(submission(gpus_per_node=1, **fields), pool(**TYPED_POOL))) == terms
+
+
+@pytest.mark.parametrize(
+    ("fields", "config", "message"),
+    [
+        pytest.param(
+            {"gpu_type": "a100"},
+            {},
+            "GPU type a100 asked, but the pool has no gpu_type_label",
+            id="no type label",
+        ),
+        pytest.param(
+            {"constraint": "ib"},
+            {},
+            "features ib asked, but the pool has no feature_labels",
+            id="no feature labels",
+        ),
+        pytest.param(
+            {"constraint": "a&b&c"},
+            TYPED_POOL,
+            "features a&b&c: the pool's 2 feature labels hold at most 2 features per node",
+            id="more features than labels",
+        ),
+    ],
+)
+def test_gpu_type_or_features_the_pool_cannot_select_are_refused(
+    fields: dict[str, Any], config: dict[str, Any], message: str
+) -> None:
+    """A type or constraint the pool's labels cannot express is a ValueError (a refusal)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build(submission(gpus_per_node=1, **fields), pool(**config))
