@@ -157,7 +157,8 @@ class Job:
     pool: str | None = None  # pool of the current attempt
     remote_id: str | None = None  # id on that pool
     attempt: int = 0  # number of the current attempt, 0 = never placed
-    exit_code: int | None = None
+    exit_code: int | None = None  # as a shell sees it: 128 + the signal when one killed it
+    exit_signal: int | None = None  # the signal that killed the batch script, if one did
     reason: str = ""  # last word on why it is where it is
     cancel_requested: bool = False
     started_at: datetime | None = None
@@ -183,6 +184,7 @@ class Attempt:
     reason: str = ""
     nodelist: str = ""
     outcome: Outcome | None = None  # how it ended; None while it has not
+    exit_signal: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +325,7 @@ class RemoteJob:
     tag: RemoteTag | None = None
     exit_code: int | None = None
     reason: str = ""  # for people: the pool's own words; the lifecycle reads `outcome`
+    exit_signal: int | None = None  # the signal that killed the batch script, when the pool says
     nodelist: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None

@@ -112,6 +112,7 @@ class Report:
     nodelist: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    exit_signal: int | None = None
 
     def __post_init__(self) -> None:
         if self.outcome is None and self.state in DEFAULT_OUTCOME:
@@ -123,6 +124,7 @@ class Report:
             state=remote.state,
             outcome=remote.outcome,
             exit_code=remote.exit_code,
+            exit_signal=remote.exit_signal,
             reason=remote.reason,
             nodelist=remote.nodelist,
             started_at=remote.started_at,
@@ -217,6 +219,7 @@ def observe(job: Job, attempt: Attempt, report: Report, now: datetime) -> Step |
         state=state,
         outcome=report.outcome if ending is not None else None,
         exit_code=attempt.exit_code if report.exit_code is None else report.exit_code,
+        exit_signal=attempt.exit_signal if report.exit_signal is None else report.exit_signal,
         reason=report.reason or attempt.reason,
         nodelist=report.nodelist or attempt.nodelist,
         started_at=report.started_at or attempt.started_at,
@@ -323,6 +326,7 @@ def _follow(job: Job, attempt: Attempt, state: JobState, reason: str, now: datet
         pool=attempt.pool,
         remote_id=attempt.remote_id,
         exit_code=attempt.exit_code,
+        exit_signal=attempt.exit_signal,
         started_at=job.started_at or attempt.started_at,
         ended_at=(attempt.ended_at or now) if state in TERMINAL_JOB_STATES else job.ended_at,
         updated_at=now,

@@ -343,3 +343,12 @@ def test_request_cancel(row: CancelRow) -> None:
         True,
         row.kind,
     )
+
+
+def test_exit_signal_reaches_the_job() -> None:
+    """The signal that killed the script is kept on the attempt and the job."""
+    before_job, before_attempt = RUNNING
+    report = Report(AttemptState.FAILED, exit_code=137, exit_signal=9)
+    step = lifecycle.observe(before_job, before_attempt, report, NOW)
+    assert step is not None and step.attempt is not None
+    assert (step.attempt.exit_signal, step.job.exit_signal, step.job.exit_code) == (9, 9, 137)

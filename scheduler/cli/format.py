@@ -50,6 +50,9 @@ def _elapsed(job: pb.JobInfo) -> str:
 
 
 def _exit(job: pb.JobInfo) -> str:
+    """As Slurm shows it: <exit code>:<signal>, 0:9 for a script killed by SIGKILL."""
+    if job.HasField("exit_signal"):
+        return f"0:{job.exit_signal}"
     return f"{job.exit_code}:0" if job.HasField("exit_code") else ""
 
 

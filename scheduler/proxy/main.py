@@ -10,6 +10,7 @@ unreachable, so a restart of sfedd loses and duplicates nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,6 +45,17 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 # Slurm variables of the front-door job that the remote job needs to behave the same.
 FORWARDED_ENV = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
                  "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP")  # fmt: skip
+
+
+def die_by(signum: int) -> None:
+    """End this process by `signum`, as the remote batch script ended, so that Slurm records
+    the door job's exit as 0:<signal>. Returns only if the signal did not end it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # SIGKILL keeps its action anyway
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(1)
 
 
 def say(message: str) -> None:
@@ -267,6 +279,8 @@ class Proxy:
             return 143
         code = job.exit_code if job.HasField("exit_code") else 0
         say(f"federation job {job.id} {job.state}" + (f": {job.reason}" if job.reason else ""))
+        if job.HasField("exit_signal"):
+            die_by(job.exit_signal)  # the door shows 0:<signal>, as for a local job
         return code if code else 1
 
 

@@ -79,6 +79,8 @@ def attempt_info(attempt: Attempt) -> pb.AttemptInfo:
     )
     if attempt.exit_code is not None:
         info.exit_code = attempt.exit_code
+    if attempt.exit_signal is not None:
+        info.exit_signal = attempt.exit_signal
     return info
 
 
@@ -105,6 +107,8 @@ def job_info(job: Job, attempts: Sequence[Attempt] = (), *, private: bool = Fals
     )
     if job.exit_code is not None:
         info.exit_code = job.exit_code
+    if job.exit_signal is not None:
+        info.exit_signal = job.exit_signal
     return info
 
 

@@ -98,6 +98,7 @@ class JobRow(Base):
     remote_id: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    exit_signal: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
     # Each pool's verdict ([pool, fits, reason]) in the pass that placed the job or the
@@ -125,6 +126,7 @@ class AttemptRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     nodelist: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(STATE_LENGTH))  # how it ended
+    exit_signal: Mapped[int | None] = mapped_column(Integer)
 
 
 class EventRow(Base):

@@ -408,7 +408,7 @@ def job_from_squeue(record: SqueueRecord) -> RemoteJob:
     nodelist = record.nodelist
     ran = bool(nodelist)  # a job cancelled or failed while pending has no nodes
     started_at = ended_at = None
-    exit_code = None
+    exit_code = exit_signal = None
     if state is AttemptState.RUNNING:
         started_at = _squeue_time(record.start_time)
     elif state in {AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}:
@@ -419,6 +419,7 @@ def job_from_squeue(record: SqueueRecord) -> RemoteJob:
         status = int(record.exit_code)
         if ran and status >= 0:  # NO_VAL would print negative (%d of a uint32)
             exit_code = decode_wait_status(status)
+            exit_signal = (status & 0x7F) or None
     failed = _FAILED_REASONS.get(job_state) if state is AttemptState.FAILED else None
     return RemoteJob(
         remote_id=record.job_id,
@@ -426,6 +427,7 @@ def job_from_squeue(record: SqueueRecord) -> RemoteJob:
         outcome=failed[0] if failed else None,  # else the state's own (COMPLETED, CANCELLED)
         tag=RemoteTag.parse(record.comment) if record.comment else None,
         exit_code=exit_code,
+        exit_signal=exit_signal,
         reason=_reason(job_state, state, record.reason),
         nodelist=nodelist,
         started_at=started_at,

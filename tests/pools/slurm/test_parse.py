@@ -659,3 +659,14 @@ def test_lab_beta_capture_counts_a_3_gpu_job() -> None:
 def test_dd_nothing_to_read(stderr: str, nothing: bool) -> None:
     """Only "no such file" and "cannot skip: Invalid argument" (dd 9.1, LC_ALL=C) mean b""."""
     assert parse.dd_nothing_to_read(stderr) is nothing
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "signal"), [("768", 3, None), ("9", 137, 9), ("15", 143, 15), ("0", 0, None)]
+)
+def test_exit_signal_is_kept_beside_the_exit_code(
+    status: str, code: int, signal: int | None
+) -> None:
+    """A script killed by a signal has the shell's exit code and the signal itself."""
+    done = parse.job_from_squeue(record(state="FAILED", exit_code=status))
+    assert (done.exit_code, done.exit_signal) == (code, signal)

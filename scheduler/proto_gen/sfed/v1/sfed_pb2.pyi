@@ -83,7 +83,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[int] = ..., front_door: _Optional[str] = ...) -> None: ...
 
 class AttemptInfo(_message.Message):
-    __slots__ = ("number", "pool", "remote_id", "state", "exit_code", "reason", "nodelist", "created_at", "started_at", "ended_at", "outcome")
+    __slots__ = ("number", "pool", "remote_id", "state", "exit_code", "reason", "nodelist", "created_at", "started_at", "ended_at", "outcome", "exit_signal")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class AttemptInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_SIGNAL_FIELD_NUMBER: _ClassVar[int]
     number: int
     pool: str
     remote_id: str
@@ -106,10 +107,11 @@ class AttemptInfo(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     ended_at: _timestamp_pb2.Timestamp
     outcome: str
-    def __init__(self, number: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., nodelist: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ...) -> None: ...
+    exit_signal: int
+    def __init__(self, number: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., nodelist: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., exit_signal: _Optional[int] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "user", "state", "spec", "script_sha256", "script_bytes", "pool", "remote_id", "attempt", "exit_code", "reason", "cancel_requested", "submitted_at", "started_at", "ended_at", "attempts", "notes")
+    __slots__ = ("id", "user", "state", "spec", "script_sha256", "script_bytes", "pool", "remote_id", "attempt", "exit_code", "reason", "cancel_requested", "submitted_at", "started_at", "ended_at", "attempts", "notes", "exit_signal")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +129,7 @@ class JobInfo(_message.Message):
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    EXIT_SIGNAL_FIELD_NUMBER: _ClassVar[int]
     id: int
     user: str
     state: str
@@ -144,7 +147,8 @@ class JobInfo(_message.Message):
     ended_at: _timestamp_pb2.Timestamp
     attempts: _containers.RepeatedCompositeFieldContainer[AttemptInfo]
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[int] = ..., user: _Optional[str] = ..., state: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., script_sha256: _Optional[str] = ..., script_bytes: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[AttemptInfo, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    exit_signal: int
+    def __init__(self, id: _Optional[int] = ..., user: _Optional[str] = ..., state: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., script_sha256: _Optional[str] = ..., script_bytes: _Optional[int] = ..., pool: _Optional[str] = ..., remote_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[AttemptInfo, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., exit_signal: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("states", "user", "pool", "since", "until", "limit", "newest_first", "page_size", "page_token")
