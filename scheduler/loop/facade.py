@@ -68,8 +68,9 @@ class LoopFacade(Protocol):
 
         b"" when the job has no remote job yet, its pool is not configured, it has no stderr
         of its own, or its pool cannot be read now (logged). Raises OutputUnknown when sfedd
-        cannot tell where the job's stdout is. One pool round trip, bounded by the loop's
-        pool timeout.
+        cannot tell where the job's stdout is, and pools.base.OutputRestarted when the pool
+        started the file anew (read again from 0). One or two pool round trips, bounded by
+        the loop's pool timeout.
         """
         ...
 

@@ -41,7 +41,7 @@ from scheduler.loop.capabilities import render_capabilities, write_atomically
 from scheduler.loop.facade import NotDelivered, OutputUnknown, PoolStatus
 from scheduler.loop.submission import environment_note, remote_submission
 from scheduler.placement import Policy, never_fits, place
-from scheduler.pools.base import Pool, PoolError, PoolUnreachable
+from scheduler.pools.base import OutputRestarted, Pool, PoolError, PoolUnreachable
 from scheduler.store import PoolRecord, StaleJob, Store
 
 __all__ = ["Loop", "PassReport", "PoolView"]
@@ -258,6 +258,8 @@ class Loop:
             return await self._call(
                 view, view.adapter.read_output(path, offset, limit, remote_id=job.remote_id)
             )
+        except OutputRestarted:
+            raise  # the caller reads again from 0
         except (PoolUnreachable, PoolError) as exc:
             log.warning("job.output_unreadable", job_id=job.id, pool=job.pool, error=str(exc))
             return b""

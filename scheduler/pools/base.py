@@ -20,11 +20,20 @@ from scheduler.domain import (
     RemoteTag,
 )
 
-__all__ = ["Pool", "PoolError", "PoolUnreachable"]
+__all__ = ["OutputRestarted", "Pool", "PoolError", "PoolUnreachable"]
 
 
 class PoolError(Exception):
     """The pool answered and refused the request; retrying the same call will not help."""
+
+
+class OutputRestarted(Exception):
+    """The job's output file is now shorter than the offset asked: the pool started it anew
+    (Slurm truncates a job's file when it reruns the job it requeued). Read again from 0."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the output file was started anew ({size} bytes now)")
+        self.size = size
 
 
 class PoolUnreachable(Exception):
@@ -118,7 +127,8 @@ class Pool(Protocol):
         `offset` (a job that has not started has no output file yet): NOT an error.
         Raises PoolUnreachable when the pool does not answer; PoolError for a path that is not
         absolute or an offset/limit < 0, and when the pool answers that the file cannot be
-        read (permission denied, a directory).
+        read (permission denied, a directory); OutputRestarted when the file is now shorter
+        than `offset` (a pool that can tell: Slurm pools).
         """
         ...
 

@@ -15,6 +15,7 @@ from scheduler.domain import TERMINAL_JOB_STATES, Decision, Job, JobState, PoolS
 from scheduler.identity import Caller
 from scheduler.loop import LoopFacade, NotDelivered, OutputUnknown, PoolStatus
 from scheduler.loop.loop import utcnow
+from scheduler.pools.base import OutputRestarted
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.proto_gen.sfed.v1 import sfed_pb2_grpc as pb_grpc
 from scheduler.service import access, convert, validate
@@ -252,6 +253,11 @@ class FederationServicer(_Served, pb_grpc.FederationServicer):
                 )
             except OutputUnknown as exc:
                 await abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except OutputRestarted:
+                # The pool reran the job and started its file anew: its output follows from
+                # byte 0 (the chunk's offset says so; the front door appends it).
+                offset = 0
+                continue
             if data:
                 yield pb.OutputChunk(data=data, offset=offset, attempt=job.attempt)
                 offset += len(data)

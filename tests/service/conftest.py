@@ -93,6 +93,12 @@ class Api:
         answer.cancel()
         return first
 
+    def stream(self, user: str, rpc: str, request: Message) -> list[Any]:
+        """Every message of a stream that ends by itself, called as `user`."""
+        stub = next(s for s in self._stubs if hasattr(s, rpc))
+        metadata = [(identity.CREDENTIAL_METADATA, credential(user, rpc, request))]
+        return list(getattr(stub, rpc)(request, metadata=metadata, timeout=30))
+
     def as_user(self, user: str, rpc: str, request: Message) -> Any:
         """The call with a fresh credential of `user` for it."""
         metadata = [(identity.CREDENTIAL_METADATA, credential(user, rpc, request))]
@@ -121,15 +127,17 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def serve(store: Store, tmp_path: Path, lab: Lab, certs: Certs) -> Iterator[Callable[..., Api]]:
-    """serve(pools, via="unix"|"tls", client_cert=None, **server_config) -> an Api on a real
-    gRPC server over `store` (the lab runs munged). With via="tls" the server listens on
-    TLS TCP; `client_cert` names a client certificate the Api presents."""
+    """serve(pools, via="unix"|"tls", client_cert=None, facade=None, **server_config) -> an
+    Api on a real gRPC server over `store` (the lab runs munged). With via="tls" the server
+    listens on TLS TCP; `client_cert` names a client certificate the Api presents; `facade`
+    replaces the loop facade that never runs a pass."""
     running: list[tuple[asyncio.AbstractEventLoop, Any, threading.Thread, Api]] = []
 
     def start(
         pools: tuple[PoolStatus, ...] = (),
         via: str = "unix",
         client_cert: str | None = None,
+        facade: Any = None,
         **server: Any,
     ) -> Api:
         socket_path = tmp_path / f"sfed-{len(running)}.sock"
@@ -142,7 +150,7 @@ def serve(store: Store, tmp_path: Path, lab: Lab, certs: Certs) -> Iterator[Call
         config = parse_config({"server": settings})
         loop = asyncio.new_event_loop()
         grpc_server, addresses = loop.run_until_complete(
-            build_server(config, store, StillLoop(pools))
+            build_server(config, store, facade or StillLoop(pools))
         )
         loop.run_until_complete(grpc_server.start())
         thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -49,7 +49,7 @@ from scheduler.domain import (
     RemoteTag,
 )
 from scheduler.pathmap import PathMap
-from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.pools.base import OutputRestarted, PoolError, PoolUnreachable
 from scheduler.pools.slurm import commands, parse
 from scheduler.pools.slurm.outputs import remote_output_paths, spool_dir_of, spool_paths
 from scheduler.pools.slurm.transport import CommandResult, Transport
@@ -303,6 +303,8 @@ class SlurmPool:
         result = await self._run(argv, env=commands.READ_OUTPUT_ENVIRONMENT)
         if result.ok:
             self._log.debug("slurm.read_output", path=path, offset=offset, size=len(result.stdout))
+            if not result.stdout and offset > 0:
+                await self._check_not_restarted(path, offset)
             return result.stdout
         text = result.stderr_text().strip()
         if parse.dd_nothing_to_read(text):
@@ -313,6 +315,15 @@ class SlurmPool:
             self._log.warning("slurm.unreachable", command="dd", error=last)
             raise PoolUnreachable(f"{self.name}: cannot run {commands.DD}: {last}")
         raise PoolError(f"{self.name}: cannot read {path!r}: {last}")
+
+    async def _check_not_restarted(self, path: str, offset: int) -> None:
+        """Nothing past `offset`: raise OutputRestarted if the file is now shorter (a rerun of
+        the job started it anew). A size that cannot be read says nothing."""
+        result = await self._run(commands.size_argv(path), env=commands.READ_OUTPUT_ENVIRONMENT)
+        size = result.stdout_text().strip()
+        if result.ok and size.isdigit() and int(size) < offset:
+            self._log.info("slurm.output_restarted", path=path, offset=offset, size=int(size))
+            raise OutputRestarted(int(size))
 
     async def close(self) -> None:
         await self.transport.close()

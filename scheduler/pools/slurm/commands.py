@@ -47,6 +47,7 @@ __all__ = [
     "scancel_argv",
     "signal_argv",
     "sinfo_argv",
+    "size_argv",
     "squeue_argv",
     "submit_argv",
 ]
@@ -286,6 +287,16 @@ def check_read_request(path: str, offset: int, limit: int) -> None:
         raise ValueError(f"offset must be between 0 and {MAX_FILE_OFFSET}, not {offset}")
     if limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
+
+
+#: GNU stat, by absolute path as DD: a file's size, to tell a file started anew.
+STAT = "/usr/bin/stat"
+
+
+def size_argv(path: str) -> list[str]:
+    """`stat` printing the size of `path` (following links)."""
+    check_read_request(path, 0, 0)
+    return [STAT, "--dereference", "--format=%s", "--", path]
 
 
 def read_output_argv(path: str, offset: int, limit: int) -> list[str]:

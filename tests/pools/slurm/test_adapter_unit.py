@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from scheduler.domain import AttemptState, JobRequest, RemoteSubmission, RemoteTag
-from scheduler.pools.base import Pool, PoolError, PoolUnreachable
+from scheduler.pools.base import OutputRestarted, Pool, PoolError, PoolUnreachable
 from scheduler.pools.slurm import CommandResult, SlurmPool, commands
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -604,3 +604,25 @@ def test_read_output_of_zero_bytes_runs_nothing() -> None:
     pool, transport = dd_pool()
     assert run(lambda: pool.read_output("/spool/out.txt", 5, 0)) == b""
     assert transport.calls == []
+
+
+def test_read_output_of_a_file_started_anew_says_so() -> None:
+    """Nothing past the offset and the file now shorter than it: OutputRestarted."""
+    pool, transport = pool_with(**{"/bin/dd": ok(b""), "/usr/bin/stat": ok("5\n")})
+    with pytest.raises(OutputRestarted) as info:
+        run(lambda: pool.read_output("/spool/out.txt", 10, 100))
+    assert info.value.size == 5
+    assert transport.calls[1].argv == commands.size_argv("/spool/out.txt")
+
+
+def test_read_output_at_the_end_of_a_growing_file_is_empty() -> None:
+    """Nothing past the offset and the file as long as it: b"", nothing restarted."""
+    pool, _ = pool_with(**{"/bin/dd": ok(b""), "/usr/bin/stat": ok("10\n")})
+    assert run(lambda: pool.read_output("/spool/out.txt", 10, 100)) == b""
+
+
+def test_read_output_from_zero_asks_no_size() -> None:
+    """An empty read from byte 0 is a file with nothing yet: no stat."""
+    pool, transport = pool_with(**{"/bin/dd": ok(b"")})
+    assert run(lambda: pool.read_output("/spool/out.txt", 0, 100)) == b""
+    assert len(transport.calls) == 1
