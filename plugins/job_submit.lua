@@ -150,31 +150,94 @@ end
 ------------------------------------------------------------------------------------------
 -- The request, read from job_desc before anything is changed
 
--- GPUs in a 22.05 TRES string: "gres:gpu:4", "gres:gpu" (one), several joined by commas.
--- Returns the count (nil when the string is unset), or nil and the rejection message.
+-- GPUs in a 22.05 TRES string: "gres:gpu:4", "gres:gpu" (one), "gres:gpu:a100:4" (typed),
+-- "gres:gpu:a100" (one of that type), several joined by commas.
+-- Returns the count and the GPU type (nil, nil when the string is unset; type nil when
+-- untyped), or nil and the rejection message (as the third value).
 local function gpu_count(tres)
   tres = str(tres)
   if tres == nil then
-    return nil
+    return nil, nil, nil
   end
-  local total = 0
+  local total, gtype, untyped = 0, nil, false
   for item in string.gmatch(tres, "[^,]+") do
     local spec = string.gsub(item, "^gres[:/]", "")
     local name, rest = string.match(spec, "^([^:]*):?(.*)$")
     if name ~= "gpu" then
-      return nil, "sfed: unknown gres '" .. printable(name) .. "': the federation schedules only gpu"
+      return nil, nil, "sfed: unknown gres '" .. printable(name)
+        .. "': the federation schedules only gpu"
     end
+    local kind, count
     if rest == "" then
-      total = total + 1
+      count = 1
     elseif string.match(rest, "^%d+$") then
-      total = total + tonumber(rest)
+      count = tonumber(rest)
     else
-      local gtype = string.match(rest, "^[^:]*")
-      return nil, "sfed: typed gres 'gpu:" .. printable(gtype)
-        .. "' is not supported: the federation schedules GPUs by count only; use --gres=gpu:N"
+      kind, count = string.match(rest, "^([^:]*):(%d+)$")
+      if kind == nil then
+        kind, count = rest, 1
+      end
+      count = tonumber(count)
+      if not string.match(kind, "^[A-Za-z0-9_.%-]+$") then
+        return nil, nil, "sfed: '" .. printable(kind) .. "' in gres 'gpu:" .. printable(rest)
+          .. "' is not a GPU type (letters, digits, _ . - only)"
+      end
+    end
+    if kind == nil then
+      untyped = true
+    elseif gtype ~= nil and gtype ~= kind then
+      return nil, nil, "sfed: one GPU type per job (got " .. printable(gtype) .. " and "
+        .. printable(kind) .. ")"
+    else
+      gtype = kind
+    end
+    total = total + count
+  end
+  if gtype and untyped then
+    local shown = string.gsub(tres, "gres[:/]", "")
+    return nil, nil, "sfed: typed and untyped GPUs in one request (" .. printable(shown)
+      .. "): one GPU type per job"
+  end
+  return total, gtype, nil
+end
+
+-- -C/--constraint: one feature, a&b (all) or a|b (any), as scheduler/placement/features.py.
+-- Returns {text=, names={...}, any_of=} or nil and the rejection message naming the form.
+local CONSTRAINT_FORMS = {
+  { "[", "matching OR in brackets ([a|b])" },
+  { "]", "matching OR in brackets ([a|b])" },
+  { "*", "feature counts (a*2)" },
+  { "(", "parentheses" },
+  { ")", "parentheses" },
+  { "!", "negation (!a)" },
+  { ",", "commas (use & for all of several features)" },
+}
+
+local function parse_constraint(text)
+  local shown = printable(string.sub(text, 1, 80))
+  for _, f in ipairs(CONSTRAINT_FORMS) do
+    if string.find(text, f[1], 1, true) then
+      return nil, "sfed: --constraint " .. f[2] .. " is not supported in '" .. shown
+        .. "': give one feature, a&b (all) or a|b (any)"
     end
   end
-  return total
+  local any_of = string.find(text, "|", 1, true) ~= nil
+  if any_of and string.find(text, "&", 1, true) then
+    return nil, "sfed: --constraint & mixed with | is not supported in '" .. shown
+      .. "': use one operator, a&b or a|b"
+  end
+  local sep = any_of and "|" or "&"
+  local names = {}
+  for name in string.gmatch(text .. sep, "([^" .. sep .. "]*)%" .. sep) do
+    if not string.match(name, "^[A-Za-z0-9_.:+%-]+$") then
+      local what = name == "" and "an empty feature name"
+        or ("'" .. printable(string.sub(name, 1, 80)) .. "' is not a feature name")
+      return nil, "sfed: --constraint " .. what .. " in '" .. shown
+        .. "': names are letters, digits and _ . : + - only"
+    end
+    names[#names + 1] = name
+  end
+  return { text = text, names = names, any_of = any_of }
 end
 
 -- Options a federated job cannot carry: dropping them would run the job with less than it
@@ -196,7 +259,7 @@ local TEXT_FIELDS = {
 -- The header's bounds the shim applies (scheduler/limits.py LIMITS).
 local LIMIT_KEYS = {
   "max_nodes", "max_tasks", "max_cpus_per_task", "max_gpus_per_node", "max_mem_per_node_mb",
-  "max_time_limit_min", "max_job_name", "max_path",
+  "max_time_limit_min", "max_job_name", "max_path", "max_gpu_type", "max_constraint",
 }
 
 -- The original request as numbers (nil = unset), or nil and the rejection message.
@@ -215,14 +278,26 @@ local function read_request(job_desc)
     exclusive = job_desc.shared == 0 and 1 or nil,
     job_name = str(job_desc.name),
   }
-  local err
-  r.gpus_per_node, err = gpu_count(job_desc.tres_per_node)
+  local err, node_type, job_type
+  r.gpus_per_node, node_type, err = gpu_count(job_desc.tres_per_node)
   if err then
     return nil, err
   end
-  r.gpus, err = gpu_count(job_desc.tres_per_job)
+  r.gpus, job_type, err = gpu_count(job_desc.tres_per_job)
   if err then
     return nil, err
+  end
+  if node_type and job_type and node_type ~= job_type then
+    return nil, "sfed: one GPU type per job (got " .. printable(node_type) .. " and "
+      .. printable(job_type) .. ")"
+  end
+  r.gpu_type = node_type or job_type
+  local constraint = str(job_desc.features)
+  if constraint then
+    r.constraint, err = parse_constraint(constraint)
+    if err then
+      return nil, err
+    end
   end
   for _, u in ipairs(UNSUPPORTED) do
     if str(job_desc[u[1]]) then
@@ -279,9 +354,14 @@ local function check_limits(limits, r)
   if why then
     return why
   end
+  local texts = {}
   for _, t in ipairs(TEXT_FIELDS) do
-    local v = r.texts[t[1]]
-    local bound = limits[t[3]]
+    texts[#texts + 1] = { r.texts[t[1]], t[2], t[3] }
+  end
+  texts[#texts + 1] = { r.gpu_type, "the GPU type", "max_gpu_type" }
+  texts[#texts + 1] = { r.constraint and r.constraint.text, "--constraint", "max_constraint" }
+  for _, t in ipairs(texts) do
+    local v, bound = t[1], limits[t[3]]
     if v and bound and #v > bound then
       return string.format("sfed: %s must be at most %d characters (got %d)", t[2], bound, #v)
     end
@@ -311,6 +391,8 @@ local function request_line(r)
     .. " exclusive=" .. num(r.exclusive)
     .. " job_name=" .. (r.job_name and percent_encode(r.job_name) or "-")
     .. " requeue=" .. num(r.requeue)
+    .. " gpu_type=" .. (r.gpu_type and percent_encode(r.gpu_type) or "-")
+    .. " constraint=" .. (r.constraint and percent_encode(r.constraint.text) or "-")
 end
 
 ------------------------------------------------------------------------------------------
@@ -320,9 +402,22 @@ local caps_cache = { read_at = nil, caps = nil, why = nil }
 
 local POOL_NUMBERS = { "nodes", "gpus_per_node", "cpus_per_node", "mem_mb_per_node" }
 
--- Returns {generated=, pools={...}} or nil and why the text is not usable.
+-- The features of a class line ("a100,ib", "-" for none) as a set.
+local function feature_set(text)
+  local set = {}
+  if text ~= "-" then
+    for name in string.gmatch(text, "[^,]+") do
+      set[name] = true
+    end
+  end
+  return set
+end
+
+-- Returns {generated=, pools={...}, classes={...}} or nil and why the text is not usable.
+-- A line with gpu_type= describes the nodes of one GPU type and feature set of its pool
+-- (the "class" lines); the others describe all of the pool's nodes.
 local function parse_capabilities(text)
-  local header, pools, lineno = nil, {}, 0
+  local header, pools, classes, lineno = nil, {}, {}, 0
   for line in string.gmatch(text .. "\n", "(.-)\n") do
     lineno = lineno + 1
     if string.match(line, "%S") and not string.match(line, "^%s*#") then
@@ -364,7 +459,14 @@ local function parse_capabilities(text)
           end
           pool[k] = tonumber(f[k])
         end
-        pools[#pools + 1] = pool
+        if f.gpu_type then
+          pool.gpu_type = f.gpu_type ~= "-" and f.gpu_type or nil
+          pool.features = feature_set(f.features or "-")
+          pool.class = f.gpu_type .. " " .. (f.features or "-")
+          classes[#classes + 1] = pool
+        else
+          pools[#pools + 1] = pool
+        end
       end
     end
   end
@@ -377,6 +479,7 @@ local function parse_capabilities(text)
     return nil, "it lists no pools"
   end
   header.pools = pools
+  header.classes = classes
   return header
 end
 
@@ -417,10 +520,12 @@ end
 -- Why this pool could never run the job: a list of reasons, empty when it could.
 -- Only what is certain counts: where Slurm has a choice (no node count), assume the most
 -- favourable one, so that no runnable job is refused; sfedd decides the rest later.
-local function pool_reasons(pool, r)
+-- With a GPU type or constraint, `on` names them (" with GPU type a100") and `pool` is what
+-- the nodes that have them make together.
+local function pool_reasons(pool, r, on)
   local reasons = {}
   local function lacks(have, what, need)
-    reasons[#reasons + 1] = string.format("only %d %s (job needs %d)", have, what, need)
+    reasons[#reasons + 1] = string.format("only %d %s%s (job needs %d)", have, what, on or "", need)
   end
   local cpt = r.cpus_per_task or 1
   local nodes, tasks_per_node
@@ -470,16 +575,119 @@ local function pool_reasons(pool, r)
   return reasons
 end
 
+-- Whether a class line has the job's GPU type, and whether its features satisfy the job's
+-- constraint (an untyped job takes any type, as in Slurm).
+local function class_matches(class, r)
+  local typed = r.gpu_type == nil or class.gpu_type == r.gpu_type
+  local c = r.constraint
+  if c == nil then
+    return typed, true
+  end
+  local found = 0
+  for _, name in ipairs(c.names) do
+    if class.features[name] then
+      found = found + 1
+    end
+  end
+  return typed, (c.any_of and found > 0) or (not c.any_of and found == #c.names)
+end
+
+-- How reasons name the type and features ("GPU type a100 and features a&b"), as sfedd does.
+local function match_words(r, with_type, with_features)
+  local parts = {}
+  if with_type and r.gpu_type then
+    parts[#parts + 1] = "GPU type " .. printable(r.gpu_type)
+  end
+  if with_features and r.constraint then
+    parts[#parts + 1] = "features " .. printable(r.constraint.text)
+  end
+  return table.concat(parts, " and ")
+end
+
+-- The shapes the class lines of one pool that match the job make together: for each GPU
+-- size, every matching class's nodes with at least that many GPUs (cumulative lines: the
+-- class's line of the smallest size >= it), the largest CPUs and memory among them.
+local function matching_shapes(lines)
+  local shapes = {}
+  for _, size in ipairs(lines) do
+    local shape = { nodes = 0, gpus_per_node = size.gpus_per_node, cpus_per_node = 0, mem_mb_per_node = 0 }
+    local best = {}
+    for _, line in ipairs(lines) do
+      local b = best[line.class]
+      if line.gpus_per_node >= size.gpus_per_node
+        and (b == nil or line.gpus_per_node < b.gpus_per_node) then
+        best[line.class] = line
+      end
+    end
+    for _, line in pairs(best) do
+      shape.nodes = shape.nodes + line.nodes
+      shape.cpus_per_node = math.max(shape.cpus_per_node, line.cpus_per_node)
+      shape.mem_mb_per_node = math.max(shape.mem_mb_per_node, line.mem_mb_per_node)
+    end
+    shapes[#shapes + 1] = shape
+  end
+  return shapes
+end
+
+-- A typed or constrained job: each pool judged on its nodes that have the type and features.
+-- Returns nil when some pool could run it, else every pool's reasons.
+local function typed_parts(caps, r)
+  local order, lines = {}, {}
+  for _, list in ipairs({ caps.pools, caps.classes }) do
+    for _, line in ipairs(list) do
+      if lines[line.name] == nil then
+        lines[line.name] = {}
+        order[#order + 1] = line.name
+      end
+    end
+  end
+  for _, class in ipairs(caps.classes) do
+    table.insert(lines[class.name], class)
+  end
+  local parts = {}
+  for _, name in ipairs(order) do
+    local typed, featured, matching = false, false, {}
+    for _, class in ipairs(lines[name]) do
+      local t, f = class_matches(class, r)
+      typed, featured = typed or t, featured or f
+      if t and f then
+        matching[#matching + 1] = class
+      end
+    end
+    if #matching == 0 then -- name what is missing: the type, the features, or both on a node
+      parts[#parts + 1] = printable(name) .. ": no node with "
+        .. match_words(r, not typed or featured, not featured or typed)
+    else
+      local on = " with " .. match_words(r, true, true)
+      for _, shape in ipairs(matching_shapes(matching)) do
+        local reasons = pool_reasons(shape, r, on)
+        if #reasons == 0 then
+          return nil
+        end
+        parts[#parts + 1] = printable(name) .. ": " .. table.concat(reasons, ", ")
+      end
+    end
+  end
+  return parts
+end
+
 -- nil when some pool could run the job (any state: a drained pool may resume), else the
 -- rejection message naming every pool's reasons.
 local function check_capabilities(caps, r)
   local parts = {}
-  for _, pool in ipairs(caps.pools) do
-    local reasons = pool_reasons(pool, r)
-    if #reasons == 0 then
+  if r.gpu_type or r.constraint then
+    parts = typed_parts(caps, r)
+    if parts == nil then
       return nil
     end
-    parts[#parts + 1] = printable(pool.name) .. ": " .. table.concat(reasons, ", ")
+  else
+    for _, pool in ipairs(caps.pools) do
+      local reasons = pool_reasons(pool, r)
+      if #reasons == 0 then
+        return nil
+      end
+      parts[#parts + 1] = printable(pool.name) .. ": " .. table.concat(reasons, ", ")
+    end
   end
   return "sfed: no pool of the federation can ever run this job: " .. table.concat(parts, "; ")
 end
@@ -522,6 +730,11 @@ local function make_small(job_desc)
   end
   if job_desc.tres_per_job ~= nil then
     job_desc.tres_per_job = ""
+  end
+  -- The door's own nodes lack the pools' features and slurmctld would refuse -C for them
+  -- after this plugin: the constraint is carried in the request line instead.
+  if job_desc.features ~= nil then
+    job_desc.features = ""
   end
   job_desc.pn_min_memory = CONFIG.proxy_mem_mb
   if job_desc.shared == 0 then
@@ -625,7 +838,7 @@ local SIZE_FIELDS = {
   { "min_nodes", u32 }, { "max_nodes", u32 }, { "num_tasks", u32 }, { "min_cpus", u32 },
   { "ntasks_per_node", u16 }, { "cpus_per_task", u16 }, { "pn_min_cpus", u16 },
   { "tres_per_node", str }, { "tres_per_job", str }, { "tres_per_task", str },
-  { "min_mem_per_node", mem }, { "min_mem_per_cpu", mem },
+  { "min_mem_per_node", mem }, { "min_mem_per_cpu", mem }, { "features", str },
 }
 
 local function modify_refusal(job_desc, job_rec)

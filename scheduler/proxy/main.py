@@ -84,6 +84,8 @@ def build_spec(wrapper: Wrapper, environ: dict[str, str], cwd: str) -> pb.JobSpe
         # sbatch -G N: GPUs for the whole job, spread over its nodes (rounded up per node).
         gpus = -(-job_gpus // spec.nodes)
     spec.gres = f"gpu:{gpus}" if gpus else ""
+    spec.gpu_type = wrapper.text("gpu_type") or ""  # --gres=gpu:TYPE:N, --gpus=TYPE:N
+    spec.constraint = wrapper.text("constraint") or ""  # -C, which the shim took off the proxy
     spec.cpus_per_task = wrapper.number("cpus_per_task") or 1
     mem = wrapper.number("mem_per_node_mb")
     mem_per_cpu = wrapper.number("mem_per_cpu_mb")

@@ -3,7 +3,8 @@
     #!/bin/sh
     # sfed proxy job: ...
     exec <sfed-proxy> --wrapper "$0"
-    #SFED-REQUEST v=1 nodes=2 ntasks=2 gpus_per_node=4 ... job_name=<percent-encoded>
+    #SFED-REQUEST v=1 nodes=2 ntasks=2 gpus_per_node=4 ... job_name=<percent-encoded> ...
+        gpu_type=<percent-encoded> constraint=<percent-encoded>   (one line; "-" = not asked)
     #SFED-SCRIPT
     <the user's script, byte for byte>
 

@@ -32,6 +32,37 @@ def test_one_line_per_pool_and_gpu_size() -> None:
     ]
 
 
+def test_typed_pool_gets_lines_per_kind_of_node() -> None:
+    """A pool with GPU types or features also gets its lines per GPU type and feature set."""
+    pools = [
+        PoolSnapshot(
+            "beta",
+            PoolState.UP,
+            (
+                node("b1", gpus=8, gpu_type="h100", features=["ib", "h100"]),
+                node("b2", gpus=8, gpu_type="h100", features=["ib", "h100"]),
+                node("b3", gpus=4),
+            ),
+        )
+    ]
+    assert render_capabilities(pools, "fed", NOW).splitlines()[1:] == [
+        "pool=beta nodes=2 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP",
+        "pool=beta nodes=3 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP",
+        "pool=beta nodes=1 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+        " gpu_type=- features=-",
+        "pool=beta nodes=2 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+        " gpu_type=h100 features=h100,ib",
+    ]
+
+
+def test_a_type_no_job_can_name_is_written_as_none() -> None:
+    """A node with GPUs of two types (a100,v100) is listed without a type: no job names it."""
+    pools = [PoolSnapshot("alpha", PoolState.UP, (node("a1", gpus=4, gpu_type="a100,v100"),))]
+    assert render_capabilities(pools, "fed", NOW).splitlines()[1:] == [
+        "pool=alpha nodes=1 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP",
+    ]
+
+
 def test_pool_without_nodes_has_no_line() -> None:
     """A pool never reached contributes nothing."""
     text = render_capabilities([PoolSnapshot("gamma", PoolState.UNREACHABLE, ())], "fed", NOW)

@@ -198,7 +198,7 @@ end
 local REPORTED = { "partition", "name", "min_nodes", "max_nodes", "num_tasks", "ntasks_per_node",
   "cpus_per_task", "min_cpus", "pn_min_cpus", "tres_per_node", "tres_per_job", "pn_min_memory",
   "min_mem_per_node", "min_mem_per_cpu", "time_limit", "std_out", "std_err", "work_dir",
-  "array_inx", "dependency", "comment", "requeue", "shared" }
+  "array_inx", "dependency", "comment", "requeue", "shared", "features" }
 
 local function print_value(prefix, k, v)
   if v == nil then

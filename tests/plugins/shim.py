@@ -145,6 +145,8 @@ def _apply(job: dict[str, Any], opt: str, value: str, cwd: str) -> None:
         job["requeue"] = 0
     elif opt == "--exclusive":
         job["shared"] = 0
+    elif opt in ("-C", "--constraint"):
+        job["features"] = value
     else:
         raise ValueError(f"batch_job does not know {opt}")
 

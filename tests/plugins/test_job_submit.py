@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from scheduler.domain import PoolSnapshot, PoolState
+from scheduler.loop.capabilities import render_capabilities
+from scheduler.placement import Policy, never_fits
+from tests.fixtures import jobs, nodes
 from tests.plugins.shim import (
     ACCESS_DENIED,
     INFINITE,
@@ -92,7 +98,7 @@ def test_wrapper_header_exact(shim: Shim) -> None:
     assert head[3] == (
         b"#SFED-REQUEST v=1 nodes=2 ntasks=- ntasks_per_node=- gpus_per_node=4 gpus=-"
         b" cpus_per_task=- mem_per_node_mb=- mem_per_cpu_mb=- time_limit_min=-"
-        b" exclusive=- job_name=train.sh requeue=-"
+        b" exclusive=- job_name=train.sh requeue=- gpu_type=- constraint=-"
     )
     assert head[4] == b"#SFED-SCRIPT"
     assert body == SCRIPT
@@ -165,7 +171,7 @@ def test_request_line_keys_and_order(shim: Shim) -> None:
     assert list(request_fields(call.script)) == [
         "v", "nodes", "ntasks", "ntasks_per_node", "gpus_per_node", "gpus", "cpus_per_task",
         "mem_per_node_mb", "mem_per_cpu_mb", "time_limit_min", "exclusive", "job_name",
-        "requeue",
+        "requeue", "gpu_type", "constraint",
     ]  # fmt: skip
 
 
@@ -285,6 +291,14 @@ def test_proxy_drops_job_gpus(shim: Shim) -> None:
     assert call.written["tres_per_job"] == ""
 
 
+def test_proxy_drops_the_constraint(typed: Shim) -> None:
+    """-C stays in the request line, not on the proxy job: the door's nodes lack the features."""
+    call = typed.submit(batch_job("-p fed -C h100&ib"))
+    assert call.rc == 0 and call.script is not None
+    assert (call.fields["features"], call.written["features"]) == (None, "")
+    assert request_fields(call.script)["constraint"] == "h100%26ib"
+
+
 def test_proxy_keeps_user_settings(shim: Shim) -> None:
     """Time limit, output files, work dir, name, array, dependency and requeue stay as given."""
     args = "-p fed -N 2 -t 60 -o out-%j.txt -e err-%j.txt -J train --array=1-3 --dependency=afterok:7 --requeue"
@@ -399,24 +413,25 @@ def test_possible_request_accepted(shim: Shim, args: str) -> None:
             "sfed: unknown gres 'fpga': the federation schedules only gpu",
         ),
         (
-            "-p fed --gres=gpu:a100:2",
-            "sfed: typed gres 'gpu:a100' is not supported: the federation schedules GPUs by count"
-            " only; use --gres=gpu:N",
+            "-p fed --gres=gpu:a100:2,gpu:h100:2",
+            "sfed: one GPU type per job (got a100 and h100)",
         ),
         (
-            "-p fed --gpus=a100:2",
-            "sfed: typed gres 'gpu:a100' is not supported: the federation schedules GPUs by count"
-            " only; use --gres=gpu:N",
+            "-p fed --gres=gpu:a100:2 --gpus=h100:4",
+            "sfed: one GPU type per job (got a100 and h100)",
         ),
         (
-            "-p fed --gres=gpu:h100",
-            "sfed: typed gres 'gpu:h100' is not supported: the federation schedules GPUs by count"
-            " only; use --gres=gpu:N",
+            "-p fed --gres=gpu:a100:2,gpu:2",
+            "sfed: typed and untyped GPUs in one request (gpu:a100:2,gpu:2): one GPU type per job",
+        ),
+        (
+            "-p fed --gres=gpu:a%b:1",
+            "sfed: 'a%b' in gres 'gpu:a%b:1' is not a GPU type (letters, digits, _ . - only)",
         ),
     ],
 )
 def test_gres_rejected(shim: Shim, args: str, message: str) -> None:
-    """A gres other than gpu, or a typed gpu, is refused with a clear message."""
+    """A gres other than gpu, or GPUs of two types in one job, is refused with a clear message."""
     call = shim.submit(batch_job(args))
     assert (call.rc, call.user, call.writes) == (-1, [message], [])
 
@@ -684,6 +699,7 @@ def _modify(**changes: object) -> dict:
         ("fed", {"min_nodes": 3}, ACCESS_DENIED),
         ("fed", {"tres_per_node": "gres:gpu:8"}, ACCESS_DENIED),
         ("fed", {"min_mem_per_node": 1000}, ACCESS_DENIED),
+        ("fed", {"features": "a100"}, ACCESS_DENIED),
         ("fed", {"partition": "gpu"}, ACCESS_DENIED),
         ("gpu", {"partition": "fed"}, ACCESS_DENIED),
         ("gpu", {"min_nodes": 3, "partition": "gpu"}, 0),
@@ -696,3 +712,233 @@ def test_modify(shim: Shim, partition: str, changes: dict, rc: int) -> None:
     [call] = shim.run([step])
     assert (call.raised, call.rc, call.writes) == (None, rc, [])
     assert len(call.info) == (1 if rc else 0)
+
+
+# --- GPU types and node features -----------------------------------------------------------
+
+# The lab's pools as sfedd writes them: alpha's GPUs are a100 (feature a100), beta's h100
+# (features h100 and ib); a line with gpu_type= describes one kind of node of its pool.
+TYPED_CAPS = (
+    f"version=1 generated={T0} partition=fed\n"
+    "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP\n"
+    "pool=alpha nodes=2 gpus_per_node=4 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+    " gpu_type=a100 features=a100\n"
+    "pool=beta nodes=4 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=DRAINED\n"
+    "pool=beta nodes=4 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=DRAINED"
+    " gpu_type=h100 features=h100,ib\n"
+)
+
+
+@pytest.fixture
+def typed(tmp_path: Path) -> Shim:
+    s = Shim(tmp_path)
+    s.write_caps(TYPED_CAPS)
+    return s
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param("-p fed --gres=gpu:a100:4", id="typed gres"),
+        pytest.param("-p fed -N 4 --gpus-per-node=h100:8", id="typed gpus-per-node"),
+        pytest.param("-p fed --gpus=h100:16", id="typed gpus for the job"),
+        pytest.param("-p fed -C a100", id="one feature"),
+        pytest.param("-p fed -C h100&ib", id="all features"),
+        pytest.param("-p fed -N 2 -C a100|ib", id="any feature"),
+        pytest.param("-p fed --gres=gpu:h100:2 -C ib", id="type and feature"),
+        pytest.param("-p fed -N 4 --gres=gpu:8 -C ib", id="untyped GPUs with a feature"),
+        pytest.param("-p fed -N 4 --gres=gpu:4", id="untyped GPUs fit typed ones"),
+    ],
+)
+def test_typed_request_a_pool_has_is_accepted(typed: Shim, args: str) -> None:
+    """A GPU type or features some pool's nodes have (in any state) are accepted."""
+    call = typed.submit(batch_job(args))
+    assert (call.rc, call.user) == (0, [])
+    assert call.script is not None and call.script.startswith(HEADER[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(
+            "-p fed --gres=gpu:a100:4", {"gpus_per_node": "4", "gpu_type": "a100"}, id="gres"
+        ),
+        pytest.param(
+            "-p fed --gres=gpu:a100",
+            {"gpus_per_node": "1", "gpu_type": "a100"},
+            id="gres type alone",
+        ),
+        pytest.param(
+            "-p fed --gpus-per-node=h100:8",
+            {"gpus_per_node": "8", "gpu_type": "h100"},
+            id="gpus-per-node",
+        ),
+        pytest.param(
+            "-p fed --gpus=h100:16",
+            {"gpus": "16", "gpus_per_node": "-", "gpu_type": "h100"},
+            id="gpus",
+        ),
+        pytest.param("-p fed -C a100", {"constraint": "a100", "gpu_type": "-"}, id="one feature"),
+        pytest.param("-p fed --constraint=h100&ib", {"constraint": "h100%26ib"}, id="all, encoded"),
+        pytest.param("-p fed -C a100|h100", {"constraint": "a100%7Ch100"}, id="any, encoded"),
+    ],
+)
+def test_request_line_carries_gpu_type_and_constraint(
+    typed: Shim, args: str, expected: dict[str, str]
+) -> None:
+    """The GPU type and the constraint travel in the request line, percent-encoded."""
+    call = typed.submit(batch_job(args))
+    assert call.rc == 0 and call.script is not None
+    fields = request_fields(call.script)
+    assert {k: fields[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            "-p fed --gres=gpu:v100:1",
+            "alpha: no node with GPU type v100; beta: no node with GPU type v100",
+            id="type no pool has",
+        ),
+        pytest.param(
+            "-p fed -C a100&ib",
+            "alpha: no node with features a100&ib; beta: no node with features a100&ib",
+            id="features no node has together",
+        ),
+        pytest.param(
+            "-p fed --gres=gpu:a100:1 -C ib",
+            "alpha: no node with features ib; beta: no node with GPU type a100",
+            id="type here, feature there",
+        ),
+        pytest.param(
+            "-p fed --gres=gpu:a100:8",
+            "alpha: only 4 GPUs per node with GPU type a100 (job needs 8); "
+            "beta: no node with GPU type a100",
+            id="type too small",
+        ),
+        pytest.param(
+            "-p fed -N 3 --gres=gpu:a100:1",
+            "alpha: only 2 nodes with GPU type a100 (job needs 3); beta: no node with GPU type a100",
+            id="too few nodes of the type",
+        ),
+    ],
+)
+def test_typed_request_no_pool_has_is_rejected(typed: Shim, args: str, message: str) -> None:
+    """A GPU type or features no pool's nodes have is refused, naming what each pool lacks."""
+    call = typed.submit(batch_job(args))
+    assert (call.rc, call.user, call.writes) == (-1, [NO_POOL + message], [])
+
+
+def test_typed_request_sums_the_kinds_of_node_of_a_pool(tmp_path: Path) -> None:
+    """Nodes of one type in two feature sets count together for a job of that type."""
+    shim = Shim(tmp_path)
+    shim.write_caps(
+        f"version=1 generated={T0} partition=fed\n"
+        "pool=gamma nodes=3 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP\n"
+        "pool=gamma nodes=2 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+        " gpu_type=h100 features=ib\n"
+        "pool=gamma nodes=1 gpus_per_node=8 cpus_per_node=16 mem_mb_per_node=64000 state=UP"
+        " gpu_type=h100 features=-\n"
+    )
+    assert shim.submit(batch_job("-p fed -N 3 --gres=gpu:h100:8")).rc == 0
+    call = shim.submit(batch_job("-p fed -N 3 --gres=gpu:h100:8 -C ib"))
+    assert call.user == [
+        NO_POOL + "gamma: only 2 nodes with GPU type h100 and features ib (job needs 3)"
+    ]
+
+
+def test_untyped_pool_has_no_gpu_type(shim: Shim) -> None:
+    """Pools whose file lines name no GPU type (untyped GPUs, no features) have none."""
+    call = shim.submit(batch_job("-p fed --gres=gpu:a100:1"))
+    assert call.user == [
+        NO_POOL + "alpha: no node with GPU type a100; beta: no node with GPU type a100"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "form"),
+    [
+        pytest.param("[a100|h100]", "matching OR in brackets ([a|b])", id="brackets"),
+        pytest.param("a100*2", "feature counts (a*2)", id="count"),
+        pytest.param("(a|b)&c", "parentheses", id="parentheses"),
+        pytest.param("!a100", "negation (!a)", id="negation"),
+        pytest.param("a,b", "commas (use & for all of several features)", id="comma"),
+    ],
+)
+def test_constraint_forms_refused_by_name(shim: Shim, constraint: str, form: str) -> None:
+    """-C forms the federation cannot keep are refused at sbatch time, naming the form."""
+    call = shim.submit(batch_job(f"-p fed -C {constraint}"))
+    assert call.user == [
+        f"sfed: --constraint {form} is not supported in '{constraint}': give one feature, a&b"
+        " (all) or a|b (any)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "message"),
+    [
+        pytest.param(
+            "a&b|c",
+            "sfed: --constraint & mixed with | is not supported in 'a&b|c': use one operator, a&b"
+            " or a|b",
+            id="mixed operators",
+        ),
+        pytest.param(
+            "a&&b",
+            "sfed: --constraint an empty feature name in 'a&&b': names are letters, digits and"
+            " _ . : + - only",
+            id="empty name",
+        ),
+    ],
+)
+def test_malformed_constraint_refused(shim: Shim, constraint: str, message: str) -> None:
+    """A constraint with mixed operators or an empty name is refused with the API's words."""
+    assert shim.submit(batch_job(f"-p fed -C {constraint}")).user == [message]
+
+
+def test_constraint_longer_than_the_published_bound_refused(shim: Shim) -> None:
+    """max_constraint from the capabilities header bounds -C, as the API does."""
+    shim.write_caps(caps_text().replace("partition=fed", "partition=fed max_constraint=10"))
+    call = shim.submit(batch_job("-p fed -C abcdef&ghijkl"))
+    assert call.user == ["sfed: --constraint must be at most 10 characters (got 13)"]
+
+
+# The same pools as sfedd sees them, with a pool of mixed nodes: its capabilities file, as
+# sfedd renders it, must let the shim refuse exactly what sfedd's never_fits refuses.
+MIXED_POOLS = [
+    PoolSnapshot("alpha", PoolState.UP, nodes.pool_nodes("alpha", 2, gpus=4, cpus=16, gpu_type="a100", features=["a100"])),
+    PoolSnapshot("beta", PoolState.DRAINED, nodes.pool_nodes("beta", 4, gpus=8, cpus=16, gpu_type="h100", features=["h100", "ib"])),
+    PoolSnapshot(
+        "gamma",
+        PoolState.UP,
+        (
+            nodes.node("gamma-1", gpus=8, cpus=16, gpu_type="h100", features=["ib"]),
+            nodes.node("gamma-2", gpus=8, cpus=16, gpu_type="h100", features=["nvme"]),
+            nodes.node("gamma-3", gpus=2, cpus=16),
+        ),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "fields"),
+    [
+        pytest.param("-N 6 --gres=gpu:h100:8", {"nodes": 6, "gpus": 8, "gpu_type": "h100"}, id="6 h100 nodes"),
+        pytest.param("-N 5 --gres=gpu:h100:8", {"nodes": 5, "gpus": 8, "gpu_type": "h100"}, id="5 h100 nodes"),
+        pytest.param("-N 2 --gres=gpu:h100:8 -C nvme|ib", {"nodes": 2, "gpus": 8, "gpu_type": "h100", "constraint": "nvme|ib"}, id="gamma, either"),
+        pytest.param("-N 2 --gres=gpu:h100:8 -C nvme", {"nodes": 2, "gpus": 8, "gpu_type": "h100", "constraint": "nvme"}, id="one nvme node"),
+        pytest.param("-N 3 --gres=gpu:2", {"nodes": 3, "gpus": 2}, id="gamma, untyped over kinds"),
+        pytest.param("-N 3 --gres=gpu:2 -C ib|nvme", {"nodes": 3, "gpus": 2, "constraint": "ib|nvme"}, id="3 nodes with either"),
+        pytest.param("--gres=gpu:a100:8", {"gpus": 8, "gpu_type": "a100"}, id="a100 too small"),
+        pytest.param("-C a100&ib", {"constraint": "a100&ib"}, id="features never together"),
+        pytest.param("--gres=gpu:v100:1", {"gpus": 1, "gpu_type": "v100"}, id="type nowhere"),
+    ],
+)  # fmt: skip
+def test_shim_refuses_what_sfedd_refuses(tmp_path: Path, args: str, fields: dict[str, Any]) -> None:
+    """On sfedd's own capabilities file the shim accepts a typed job iff never_fits does."""
+    shim = Shim(tmp_path)
+    shim.write_caps(render_capabilities(MIXED_POOLS, "fed", datetime.fromtimestamp(T0, UTC)))
+    call = shim.submit(batch_job(f"-p fed {args}"))
+    refused = never_fits(jobs.request(**fields), MIXED_POOLS, Policy())
+    assert (call.rc == 0, call.user == []) == (refused is None, refused is None)

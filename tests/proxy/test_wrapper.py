@@ -6,6 +6,7 @@ import pytest
 
 from scheduler.proxy.main import REMOTE_TIME_MARGIN_MIN, build_spec, client_key, separate_streams
 from scheduler.proxy.wrapper import WrapperError, parse_wrapper
+from scheduler.service import validate
 
 SCRIPT = b"#!/bin/bash\n#SBATCH -N 2\necho caf\xc3\xa9 \xff\n#SFED-SCRIPT\nexit 3\n"
 
@@ -98,6 +99,23 @@ def test_job_gpus_spread_over_nodes() -> None:
     assert build_spec(parsed, {}, "/").gres == "gpu:3"
     uneven = parse_wrapper(wrapper("v=1 nodes=2 gpus_per_node=- gpus=3 job_name=j"))
     assert build_spec(uneven, {}, "/").gres == "gpu:2"
+
+
+def test_gpu_type_and_constraint_reach_the_spec() -> None:
+    """The request line's GPU type and percent-encoded constraint become the spec's."""
+    parsed = parse_wrapper(
+        wrapper("v=1 nodes=2 gpus_per_node=- gpus=16 gpu_type=h100 constraint=h100%26ib job_name=j")
+    )
+    spec = build_spec(parsed, {}, "/")
+    assert (spec.gres, spec.gpu_type, spec.constraint) == ("gpu:8", "h100", "h100&ib")
+    assert validate.job_request(spec).gpu_type == "h100"
+
+
+def test_no_gpu_type_or_constraint_when_not_asked() -> None:
+    """'-' (and a request line of an older shim, without the keys) asks neither."""
+    for line in ("v=1 nodes=1 gpu_type=- constraint=- job_name=j", "v=1 nodes=1 job_name=j"):
+        spec = build_spec(parse_wrapper(wrapper(line)), {}, "/")
+        assert (spec.gpu_type, spec.constraint) == ("", "")
 
 
 def test_memory_per_cpu_becomes_memory_per_node() -> None:
