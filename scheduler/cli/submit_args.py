@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from scheduler import limits
@@ -19,7 +19,9 @@ SUPPORTED_OPTIONS = (
     "-N/--nodes",
     "-n/--ntasks",
     "--gres",
-    "-G/--gpus-per-node",
+    "--gpus-per-node",
+    "-G/--gpus",
+    "-C/--constraint",
     "-c/--cpus-per-task",
     "--mem",
     "-t/--time",
@@ -48,8 +50,16 @@ def add_sbatch_options(parser: argparse.ArgumentParser) -> None:
     """The sbatch options a federated job may use (others are refused by name)."""
     parser.add_argument("-N", "--nodes", help="number of nodes (a range like 2-4 is not supported)")
     parser.add_argument("-n", "--ntasks", help="total number of tasks")
-    parser.add_argument("--gres", help="generic resources per node, e.g. gpu:4")
-    parser.add_argument("-G", "--gpus-per-node", dest="gpus_per_node", help="GPUs per node")
+    parser.add_argument("--gres", help="generic resources per node, e.g. gpu:4 or gpu:a100:4")
+    parser.add_argument(
+        "--gpus-per-node", dest="gpus_per_node", help="GPUs per node, [TYPE:]N, e.g. h100:8"
+    )
+    parser.add_argument(
+        "-G", "--gpus", help="GPUs for the whole job, [TYPE:]N, spread evenly over its nodes"
+    )
+    parser.add_argument(
+        "-C", "--constraint", help="node features: a100, a100&ib (all) or a100|h100 (any)"
+    )
     parser.add_argument("-c", "--cpus-per-task", dest="cpus_per_task")
     parser.add_argument("--mem", help="memory per node, e.g. 16G")
     parser.add_argument("-t", "--time", help="time limit, e.g. 1:00:00 or 2-00:00:00")
@@ -79,7 +89,8 @@ _OPTION_OF = {
     "job_name": "-J/--job-name",
     "nodes": "-N/--nodes",
     "ntasks": "-n/--ntasks",
-    "gres": "--gres/--gpus-per-node",
+    "gres": "--gres/--gpus-per-node/--gpus",
+    "constraint": "-C/--constraint",
     "cpus_per_task": "-c/--cpus-per-task",
     "mem_per_node_mb": "--mem",
     "time_limit_min": "-t/--time",
@@ -163,6 +174,52 @@ def _export_file(path: str | None) -> dict[str, str]:
     return env
 
 
+def _typed(name: str, value: str, maximum: int) -> tuple[str, int]:
+    """`[TYPE:]N` (--gpus-per-node, --gpus): the type ("" for none) and the count."""
+    kind, _, count = value.rpartition(":")
+    number = _int(name, count, minimum=0, maximum=maximum)
+    assert number is not None
+    return kind, number
+
+
+def _gres(
+    gres: str | None,
+    per_node: str | None,
+    per_job: str | None,
+    nodes: int,
+    option: Callable[[str, str], str],
+) -> str:
+    """The JobSpec's gres from --gres, --gpus-per-node=[TYPE:]N or -G/--gpus=[TYPE:]N (GPUs
+    for the whole job, spread over its nodes, rounded up as the front door does)."""
+    given = [
+        spelling
+        for spelling, value in (
+            ("--gres", gres),
+            ("--gpus-per-node", per_node),
+            ("--gpus", per_job),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise UsageError(f"give either {given[0]} or {given[1]}, not both")
+    if gres is not None:
+        return gres
+    if per_node is not None:
+        kind, gpus = _typed(
+            option("gpus_per_node", "--gpus-per-node"), per_node, limits.MAX_GPUS_PER_NODE
+        )
+    elif per_job is not None:
+        kind, total = _typed(
+            option("gpus", "-G/--gpus"), per_job, limits.MAX_GPUS_PER_NODE * limits.MAX_NODES
+        )
+        gpus = -(-total // nodes)
+    else:
+        return ""
+    if not gpus:
+        return f"gpu:{kind}:0" if kind else ""  # a type with no GPUs: validation says why
+    return f"gpu:{kind}:{gpus}" if kind else f"gpu:{gpus}"
+
+
 def build_spec(
     options: argparse.Namespace,
     script: bytes,
@@ -194,16 +251,8 @@ def build_spec(
     ntasks = _int(option("ntasks", "--ntasks"), text("ntasks"), maximum=limits.MAX_TASKS)
     if ntasks is not None:
         spec.ntasks = ntasks
-    gpus = _int(
-        option("gpus_per_node", "--gpus-per-node"),
-        text("gpus_per_node"),
-        minimum=0,
-        maximum=limits.MAX_GPUS_PER_NODE,
-    )
-    gres = text("gres")
-    if gres and gpus is not None:
-        raise UsageError("give either --gres or --gpus-per-node, not both")
-    spec.gres = gres if gres else (f"gpu:{gpus}" if gpus else "")
+    spec.gres = _gres(text("gres"), text("gpus_per_node"), text("gpus"), spec.nodes, option)
+    spec.constraint = text("constraint") or ""
     cpus = _int(
         option("cpus_per_task", "--cpus-per-task"),
         text("cpus_per_task"),

@@ -312,6 +312,9 @@ def pool_info(status: PoolStatus, record: PoolRecord | None, jobs_active: int) -
         gpus_total=sum(n.gpus_total for n in nodes),
         gpus_free=sum(n.gpus_free for n in usable),
         max_gpus_per_node=max((n.gpus_total for n in nodes), default=0),
+        # A node with GPUs of several types reports them joined ("a100,v100"): each is listed.
+        gpu_types=sorted({t for n in nodes for t in n.gpu_type.split(",") if t}),
+        features=sorted({f for n in nodes for f in n.features}),
         price_per_gpu_hour=status.price_per_gpu_hour,
         weight=status.weight,
         jobs_active=jobs_active,

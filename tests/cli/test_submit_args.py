@@ -89,7 +89,7 @@ def test_submit_dir_is_where_sfed_submit_ran() -> None:
 
 
 def test_gpus_per_node_option() -> None:
-    """-G/--gpus-per-node is the same as --gres=gpu:N."""
+    """--gpus-per-node=N is the same as --gres=gpu:N."""
     assert build_spec(options("--gpus-per-node", "2"), b"#!/bin/sh\n", "t", cwd="/").gres == "gpu:2"
 
 
@@ -99,7 +99,11 @@ def test_gpus_per_node_option() -> None:
         (("-N", "two"), "--nodes: expected a whole number"),
         (("--mem", "lots"), "invalid memory size"),
         (("-t", "soon"), "invalid time limit"),
-        (("--gres", "gpu:1", "-G", "2"), "either --gres or --gpus-per-node"),
+        (("--gres", "gpu:1", "--gpus-per-node", "2"), "either --gres or --gpus-per-node"),
+        (("--gpus-per-node", "2", "-G", "4"), "either --gpus-per-node or --gpus"),
+        (("--gpus-per-node", "h100:x"), "--gpus-per-node: expected a whole number"),
+        (("-C", "a100*2"), "-C/--constraint: feature counts"),
+        (("--gres", "gpu:a100:2,gpu:h100:2"), "--gres/--gpus-per-node/--gpus: one GPU type"),
         (("--priority", "high"), "--priority"),
     ],
 )
@@ -111,5 +115,29 @@ def test_bad_options_name_the_option(argv: tuple[str, ...], message: str) -> Non
 
 def test_unsupported_directive_is_refused() -> None:
     """An #SBATCH option the federation does not support is refused by name."""
-    with pytest.raises(UsageError, match="unsupported option '--constraint=x'"):
-        build_spec(options(), b"#!/bin/sh\n#SBATCH --constraint=x\n", "t", cwd="/")
+    with pytest.raises(UsageError, match="unsupported option '--licenses=x'"):
+        build_spec(options(), b"#!/bin/sh\n#SBATCH --licenses=x\n", "t", cwd="/")
+
+
+@pytest.mark.parametrize(
+    ("argv", "gres"),
+    [
+        pytest.param(("--gres", "gpu:a100:4"), "gpu:a100:4", id="typed gres as given"),
+        pytest.param(("--gpus-per-node", "h100:8"), "gpu:h100:8", id="typed per node"),
+        pytest.param(("-N", "2", "--gpus", "h100:16"), "gpu:h100:8", id="typed for the job"),
+        pytest.param(("-N", "2", "-G", "3"), "gpu:2", id="for the job, rounded up per node"),
+        pytest.param(("-G", "4"), "gpu:4", id="for a one-node job"),
+    ],
+)
+def test_gpu_options_become_gres_per_node(argv: tuple[str, ...], gres: str) -> None:
+    """--gres, --gpus-per-node=[TYPE:]N and -G/--gpus=[TYPE:]N become the gres per node."""
+    assert build_spec(options(*argv), b"#!/bin/sh\n", "t", cwd="/").gres == gres
+
+
+def test_constraint_option_and_directive() -> None:
+    """-C on the command line, or #SBATCH --constraint, sets the spec's constraint."""
+    assert build_spec(options("-C", "a100|h100"), b"#!/bin/sh\n", "t", cwd="/").constraint == (
+        "a100|h100"
+    )
+    script = b"#!/bin/sh\n#SBATCH --constraint=h100&ib\n"
+    assert build_spec(options(), script, "t", cwd="/").constraint == "h100&ib"
