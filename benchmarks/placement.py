@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/placement.py            # 100,000 jobs, 50 pools, 2,000 nodes
     .venv/bin/python benchmarks/placement.py --jobs 20000 --runs 3
+    .venv/bin/python benchmarks/placement.py --typed     # GPU types, features, typed jobs
     .venv/bin/python benchmarks/placement.py --baseline-tree /tmp/old   # this tree beside
         another checkout (e.g. `git worktree add /tmp/old <rev>`): each in its own process,
         alternately, the same workload; prints both medians and their ratio
@@ -48,7 +49,13 @@ def _weighted(rng: random.Random, table: dict[Any, int]) -> Any:
     return rng.choices(list(table), weights=list(table.values()))[0]
 
 
-def _node(rng: random.Random, name: str, idle: bool) -> NodeSnapshot:
+GPU_TYPES = ("a100", "h100", "l40s")
+CONSTRAINTS = ("ib", "ib&h100", "a100|h100")
+
+
+def _node(
+    rng: random.Random, name: str, idle: bool, gpu_type: str = "", features: tuple[str, ...] = ()
+) -> NodeSnapshot:
     """Mixed partial occupancy: idle, partly used, full, or not schedulable."""
     draw = rng.random()
     if idle:
@@ -73,10 +80,12 @@ def _node(rng: random.Random, name: str, idle: bool) -> NodeSnapshot:
         mem_total_mb=MEM,
         mem_free_mb=free_m,
         schedulable=draw < 0.95,
+        gpu_type=gpu_type,
+        features=features,
     )
 
 
-def _request(rng: random.Random, pool_names: list[str]) -> JobRequest:
+def _request(rng: random.Random, pool_names: list[str], typed: bool = False) -> JobRequest:
     """A realistic mix: mostly 1-2 nodes, many full-node GPU jobs, some CPU-only jobs."""
     nodes = _weighted(rng, {1: 50, 2: 20, 3: 3, 4: 15, 6: 2, 8: 10})
     gpus = _weighted(rng, {0: 10, 1: 20, 2: 15, 4: 20, 8: 35})
@@ -101,6 +110,12 @@ def _request(rng: random.Random, pool_names: list[str]) -> JobRequest:
         if draw < 0.98
         else rng.choice(pool_names)
     )
+    gpu_type = constraint = None
+    if typed:  # 30 % of GPU jobs ask a GPU type, 10 % of all jobs node features
+        if gpus and rng.random() < 0.3:
+            gpu_type = rng.choice(GPU_TYPES)
+        if rng.random() < 0.1:
+            constraint = rng.choice(CONSTRAINTS)
     return JobRequest(
         script=SCRIPT,
         nodes=nodes,
@@ -110,11 +125,24 @@ def _request(rng: random.Random, pool_names: list[str]) -> JobRequest:
         mem_per_node_mb=mem,
         partition=partition,
         priority=_weighted(rng, {0: 70, 10: 20, 100: 10}),
+        gpu_type=gpu_type,
+        constraint=constraint,
     )
 
 
+def _kinds(rng: random.Random, size: int) -> list[tuple[str, tuple[str, ...]]]:
+    """Each node's GPU type and features: one type per pool (features ib on half the pools),
+    a second kind of node on the other half of one pool in five."""
+    first = rng.choice(GPU_TYPES)
+    kinds = [(first, (first, "ib") if rng.random() < 0.5 else (first,))] * size
+    if rng.random() < 0.2:
+        other = rng.choice(GPU_TYPES)
+        kinds[size // 2 :] = [(other, (other,))] * (size - size // 2)
+    return kinds
+
+
 def build(
-    seed: int, jobs: int, pools: int, nodes: int, *, idle: bool = False
+    seed: int, jobs: int, pools: int, nodes: int, *, idle: bool = False, typed: bool = False
 ) -> tuple[list[PoolSnapshot], list[Job]]:
     rng = random.Random(seed)
     names = [f"pool-{i:02d}" for i in range(pools)]
@@ -130,15 +158,16 @@ def build(
         state = {7: PoolState.DRAINED, 31: PoolState.DRAINED, 42: PoolState.UNREACHABLE}.get(
             i, PoolState.UP
         )
+        kinds = _kinds(rng, size) if typed else [("", ())] * size
         snapshots.append(
             PoolSnapshot(
                 name=name,
                 state=state,
-                nodes=tuple(_node(rng, f"{name}-n{k:03d}", idle) for k in range(size)),
+                nodes=tuple(_node(rng, f"{name}-n{k:03d}", idle, *kinds[k]) for k in range(size)),
                 weight=rng.choice([1, 1, 2, 5]),
                 price_per_gpu_hour=rng.choice([0.0, 1.2, 2.5, 3.1]),
                 partition=rng.choice([None, None, None, "a100", "h100"]),
-                inflight=tuple(_request(rng, names) for _ in range(rng.randint(0, 3))),
+                inflight=tuple(_request(rng, names, typed) for _ in range(rng.randint(0, 3))),
             )
         )
     pending = []
@@ -149,7 +178,7 @@ def build(
             Job(
                 id=job_id,
                 user="user",
-                request=_request(rng, names),
+                request=_request(rng, names, typed),
                 state=JobState.PENDING,
                 submitted_at=at,
                 updated_at=at,
@@ -213,6 +242,11 @@ def main() -> None:
         "--gc-off", action="store_true", help="pause the garbage collector during each pass"
     )
     parser.add_argument(
+        "--typed",
+        action="store_true",
+        help="nodes with GPU types and features; some jobs ask for them (not with --baseline-tree)",
+    )
+    parser.add_argument(
         "--baseline-tree",
         help="a checkout of another revision: run its benchmark and this one alternately",
     )
@@ -222,13 +256,16 @@ def main() -> None:
         _compare(args)
         return
 
-    pools, pending = build(args.seed, args.jobs, args.pools, args.nodes, idle=args.idle)
+    pools, pending = build(
+        args.seed, args.jobs, args.pools, args.nodes, idle=args.idle, typed=args.typed
+    )
     if args.shuffle:
         random.Random(args.seed).shuffle(pending)
-    groups = {  # jobs that see the pools alike: same shape, same partition
-        (r.nodes, r.gpus_per_node, r.cpus_per_node, r.mem_per_node_mb, r.partition or "fed")
+    groups = {  # jobs that see the pools alike: same shape, type, features and partition
+        (r.nodes, r.gpus_per_node, r.cpus_per_node, r.mem_per_node_mb, r.partition or "fed",
+         r.gpu_type, r.constraint)
         for r in (j.request for j in pending)
-    }
+    }  # fmt: skip
     seconds, cpu, in_gc = [], [], []
     decisions: list[Decision] = []
     gc_clock = _GcClock()

@@ -364,6 +364,7 @@ class _Pass:
         # Jobs are looked up by their raw request fields first: working out the shape (CPUs
         # per node) costs more than the look-up, and most requests repeat a few spellings.
         by_fields: dict[tuple[object, ...], _Group] = {}
+        matches: dict[tuple[str | None, str | None], NodeMatch | None] = {}
         groups = self.groups
         virtual = self.policy.virtual_partition
         cap = self.policy.max_placements
@@ -389,7 +390,10 @@ class _Pass:
                 partition = request.partition
                 if partition == virtual:
                     partition = None
-                match = match_of(request.gpu_type, request.constraint)
+                ask = (request.gpu_type, request.constraint)
+                match = matches.get(ask)
+                if match is None and ask != (None, None):  # one object per match: cheap look-ups
+                    match = matches[ask] = match_of(*ask)
                 key = (shape_of(request), match, partition)
                 group = groups.get(key)
                 if group is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "FEATURE",
@@ -88,6 +88,15 @@ class NodeMatch:
 
     gpu_type: str | None = None
     constraint: Constraint | None = None
+    # The placement core looks matches up in dictionaries many times per pass: hashed once.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        text = None if self.constraint is None else self.constraint.text
+        object.__setattr__(self, "_hash", hash((self.gpu_type, text)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def accepts(self, gpu_type: str, features: Collection[str]) -> bool:
         if self.gpu_type is not None and gpu_type != self.gpu_type:

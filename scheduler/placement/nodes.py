@@ -38,7 +38,7 @@ class Capacity:
     comparisons, not one per node.
     """
 
-    __slots__ = ("classes", "kinds", "max_cpus", "max_gpus", "max_mem", "node_count")
+    __slots__ = ("by_match", "classes", "kinds", "max_cpus", "max_gpus", "max_mem", "node_count")
 
     def __init__(self, nodes: Sequence[NodeSnapshot]) -> None:
         classes = Counter(
@@ -53,6 +53,8 @@ class Capacity:
         self.max_gpus = max((n.gpus_total for n in nodes), default=0)
         self.max_cpus = max((n.cpus_total for n in nodes), default=0)
         self.max_mem = max((n.mem_total_mb for n in nodes), default=0)
+        # Per match: the totals of the nodes it accepts, or why it accepts none (any shape).
+        self.by_match: dict[NodeMatch, _Matched | str] = {}
 
     def never(self, pool: str, shape: Shape, match: NodeMatch | None = None) -> str | None:
         """Why the shape could not run here even with every node empty and up, else None;
@@ -61,6 +63,14 @@ class Capacity:
             return _never(
                 pool, shape, self.kinds, self.node_count, self.max_gpus, self.max_cpus, self.max_mem
             )
+        found = self.by_match.get(match)
+        if found is None:
+            found = self.by_match[match] = self._matched(pool, match)
+        if isinstance(found, str):
+            return found
+        return _never(pool, shape, *found)
+
+    def _matched(self, pool: str, match: NodeMatch) -> _Matched | str:
         typed = features = False
         kinds: list[tuple[_Kind, int]] = []
         for (gpu_type, node_features, g, c, m), count in self.classes:
@@ -74,14 +84,19 @@ class Capacity:
             return reasons.unmatched(
                 pool, match.words(gpu_type=not typed or features, features=not features or typed)
             )
-        return _never(
-            pool, shape, kinds,
+        return (
+            kinds,
             sum(count for _, count in kinds),
             max(g for (g, _, _), _ in kinds),
             max(c for (_, c, _), _ in kinds),
             max(m for (_, _, m), _ in kinds),
             match.words(),
-        )  # fmt: skip
+        )
+
+
+# The nodes a match accepts: their kinds with counts, how many, the largest GPUs, CPUs and
+# memory, and the match's words.
+_Matched = tuple[list[tuple[_Kind, int]], int, int, int, int, tuple[str, ...]]
 
 
 def _never(
@@ -338,11 +353,11 @@ class PoolNodes:
     subsets that GPU types and constraints accept, made when first asked for (as free as the
     pass left them) and kept in step by `FreeNodes.take`."""
 
-    __slots__ = ("all", "by_kind", "by_match", "kinds", "subsets")
+    __slots__ = ("all", "by_kind", "by_match", "nodes", "subsets")
 
     def __init__(self, nodes: Sequence[NodeSnapshot]) -> None:
         self.all = FreeNodes.of(nodes)
-        self.kinds = [(n.gpu_type, n.features) for n in nodes if n.schedulable]
+        self.nodes = nodes
         self.by_kind: dict[tuple[str, tuple[str, ...]], list[int]] | None = None
         self.by_match: dict[NodeMatch, FreeNodes] = {}
         self.subsets: dict[tuple[int, ...], FreeNodes] = {}
@@ -353,17 +368,18 @@ class PoolNodes:
             return self.all
         found = self.by_match.get(match)
         if found is None:
-            if self.by_kind is None:
+            if self.by_kind is None:  # schedulable nodes by GPU type and features, made once
                 self.by_kind = {}
-                for i, kind in enumerate(self.kinds):
-                    self.by_kind.setdefault(kind, []).append(i)
+                usable = (n for n in self.nodes if n.schedulable)
+                for i, node in enumerate(usable):
+                    self.by_kind.setdefault((node.gpu_type, node.features), []).append(i)
             ids = sorted(
                 i
                 for (gpu_type, features), members in self.by_kind.items()
                 if match.accepts(gpu_type, features)
                 for i in members
             )
-            if len(ids) == len(self.kinds):
+            if len(ids) == len(self.all.names):
                 found = self.all
             else:
                 key = tuple(ids)

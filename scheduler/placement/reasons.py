@@ -112,7 +112,7 @@ def never(
     nodes, the largest per-node totals, and how many nodes have at least the job's GPUs
     (`with_gpus`), also its CPUs (`with_cpus`), also its memory (`with_mem`).
     """
-    on = _on(match)
+    on = _on(match) if match else ""
     if node_count < nodes:
         return f"{pool}: only {_many(node_count, 'node')}{on} (job needs {nodes})"
     if max_gpus < gpus:
@@ -156,19 +156,20 @@ def not_now(
     need = f"({nodes} needed)"
     gpu_need = f">= {_many(gpus, 'free GPU')}"
     cpu_need = f">= {_many(cpus, 'free CPU')}"
+    # Most requests ask no GPU type or features: those reasons are formatted the short way.
+    gpu_head = _join([*match, gpu_need]) if match else gpu_need
     if with_gpus < nodes:
         if gpus > 0:
-            gpu_head = _join([*match, gpu_need])
             return f"{pool}: {_only(with_gpus, 'node')} with {gpu_head} {need}"
         return f"{pool}: {_only(with_gpus, 'schedulable node')}{_on(match)} {need}"
     if with_cpus < nodes:
         if gpus > 0:
-            gpu_head = _join([*match, gpu_need])
             return (
                 f"{pool}: {_many(with_gpus, 'node')} with {gpu_head}, "
                 f"but {_of(with_cpus)} with {cpu_need} {need}"
             )
-        return f"{pool}: {_only(with_cpus, 'node')} with {_join([*match, cpu_need])} {need}"
+        cpu_head = _join([*match, cpu_need]) if match else cpu_need
+        return f"{pool}: {_only(with_cpus, 'node')} with {cpu_head} {need}"
     head = _join([*match, gpu_need, cpu_need] if gpus > 0 else [*match, cpu_need])
     return (
         f"{pool}: {_many(with_cpus, 'node')} with {head}, "
