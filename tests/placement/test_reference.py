@@ -130,26 +130,38 @@ def _policy(rng: random.Random) -> Policy:
     return Policy(max_placements=rng.choice([None] * 8 + [0, 1, 3, 10]))
 
 
+def _check_place(
+    seed: int, *, most_nodes: int = 8, most_jobs: int = 60, typed: bool = False, capped: bool = True
+) -> None:
+    """place() on a random case decides exactly what the reference decides."""
+    rng = random.Random(seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, most=most_nodes, typed=typed)
+    jobs = _jobs(rng, shapes, most=most_jobs, typed=typed)
+    policy = _policy(rng) if capped else Policy()
+    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+
+
+def _check_never_fits(seed: int, *, typed: bool = False) -> None:
+    """never_fits() on random requests gives the reference's answer."""
+    rng = random.Random(seed)
+    shapes = _shapes(rng)
+    pools = _pools(rng, shapes, typed=typed) if typed or rng.random() > 0.03 else []
+    for _ in range(5):
+        r = _request(rng, shapes, typed)
+        assert never_fits(r, pools, Policy()) == reference_never_fits(r, pools, Policy())
+
+
 @pytest.mark.parametrize("seed", range(CASES))
 def test_place_matches_reference(seed: int) -> None:
     """place() returns exactly the reference's decisions, verdicts and reasons included."""
-    rng = random.Random(seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes)
-    jobs = _jobs(rng, shapes)
-    policy = _policy(rng)
-    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+    _check_place(seed)
 
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_never_fits_matches_reference(seed: int) -> None:
     """never_fits() gives the reference's answer for every kind of request."""
-    rng = random.Random(10_000 + seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes) if rng.random() > 0.03 else []
-    for _ in range(5):
-        r = _request(rng, shapes)
-        assert never_fits(r, pools, Policy()) == reference_never_fits(r, pools, Policy())
+    _check_never_fits(10_000 + seed)
 
 
 @pytest.mark.parametrize("seed", range(0, CASES, 3))
@@ -158,53 +170,28 @@ def test_place_matches_reference_with_capped_gpu_buckets(
 ) -> None:
     """Nodes beyond the last free-GPU bucket (absurd reports) are still counted exactly."""
     monkeypatch.setattr(nodes_module, "MAX_LEVEL", 2)
-    rng = random.Random(seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes)
-    jobs = _jobs(rng, shapes)
-    policy = _policy(rng)
-    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+    _check_place(seed)
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_place_matches_reference_on_bigger_snapshots(seed: int) -> None:
     """Also with pools of up to 80 nodes and hundreds of jobs (long runs of placements)."""
-    rng = random.Random(50_000 + seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes, most=80)
-    jobs = _jobs(rng, shapes, most=600)
-    policy = Policy()
-    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+    _check_place(50_000 + seed, most_nodes=80, most_jobs=600, capped=False)
 
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_place_matches_reference_with_types_and_features(seed: int) -> None:
     """Also when nodes have GPU types and features and jobs ask for them (mixed pools too)."""
-    rng = random.Random(70_000 + seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes, typed=True)
-    jobs = _jobs(rng, shapes, typed=True)
-    policy = _policy(rng)
-    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+    _check_place(70_000 + seed, typed=True)
 
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_never_fits_matches_reference_with_types_and_features(seed: int) -> None:
     """never_fits() gives the reference's answer for typed and constrained requests."""
-    rng = random.Random(80_000 + seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes, typed=True)
-    for _ in range(5):
-        r = _request(rng, shapes, typed=True)
-        assert never_fits(r, pools, Policy()) == reference_never_fits(r, pools, Policy())
+    _check_never_fits(80_000 + seed, typed=True)
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_place_matches_reference_on_bigger_typed_snapshots(seed: int) -> None:
     """Typed and constrained jobs on pools of up to 80 mixed nodes, hundreds of jobs."""
-    rng = random.Random(90_000 + seed)
-    shapes = _shapes(rng)
-    pools = _pools(rng, shapes, most=80, typed=True)
-    jobs = _jobs(rng, shapes, most=600, typed=True)
-    policy = Policy()
-    assert place(pools, jobs, policy, T0) == reference_place(pools, jobs, policy)
+    _check_place(90_000 + seed, most_nodes=80, most_jobs=600, typed=True, capped=False)
