@@ -121,9 +121,9 @@ class SlurmDbd:
         restarted = self.down()
         if not Path(SLURMDBD).exists():
             raise LabError(f"slurmdbd: {SLURMDBD} not found (apt-get install slurmdbd)")
+        self.mariadb.check_up()
         if not procs.port_free(self.port):
             raise LabError(f"slurmdbd: port {self.port} is already in use by another process")
-        self.mariadb.check_up()
         if read_text(self.created) != self.database + "\n":
             # A database of this name that this lab directory did not create belongs to a lab
             # that is gone (it would hold the port otherwise): its job ids would clash.

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sfedlab import LAB_DBD_PORT, ClusterSpec, Lab
-from sfedlab.slurmdbd import MariaDb, database_name
+from sfedlab import LAB_DBD_PORT, TEMPLATE_DIR, ClusterPaths, ClusterSpec, Lab, LabError
+from sfedlab.slurmdbd import MariaDb, SlurmDbd, database_name
 
 from tests.deploy.helpers import door_sacct, slurm, wait_job
 
@@ -96,6 +96,19 @@ def test_a_door_without_a_dbd_port_is_refused(tmp_path: Path) -> None:
     """A lab whose door has no slurmdbd port is refused when it is made."""
     with pytest.raises(ValueError, match="door door needs a dbd_port"):
         Lab(tmp_path / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=None)
+
+
+def test_mariadb_down_fails_up_saying_how_to_start_it(tmp_path: Path) -> None:
+    """With no MariaDB listening, slurmdbd's `up` fails naming the address and the command that
+    starts MariaDB, and starts nothing."""
+    door = ClusterPaths(PRIVATE_DOOR, tmp_path / "door")
+    dbd = SlurmDbd(door, tmp_path / "dbd", PRIVATE_DBD_PORT, TEMPLATE_DIR / "slurmdbd.conf.in",
+                   MariaDb(port=1))  # fmt: skip
+    with pytest.raises(LabError, match=r"MariaDB does not listen on 127\.0\.0\.1:1; start it "
+                       r"with `start-stop-daemon --start --oknodo --background --exec "
+                       r"/usr/sbin/mariadbd`"):  # fmt: skip
+        dbd.up(lambda _: None)
+    assert dbd.alive() is None and not dbd.pid_file.exists()
 
 
 @pytest.mark.lab
