@@ -138,6 +138,9 @@ class Proxy:
         self.job_id = 0
         self.user_comment = ""
         self.signals: list[str] = []  # signals the door job got, to send on
+        self.started = time.monotonic()
+        self.limit_min: int | None = None  # the user's time limit, counted from the run's start
+        self.clock_set = False
         self.wake = threading.Event()  # a cancel or a signal: act before the next poll
 
     def retrying(self, what: str, call: Callable[[], T]) -> T:
@@ -166,6 +169,20 @@ class Proxy:
             shown = f"{self.user_comment} | {text}" if self.user_comment else text
             subprocess.run(["scontrol", "update", f"jobid={job}", f"comment={shown}"],
                            capture_output=True, timeout=30, check=False)  # fmt: skip
+
+    def start_the_clock(self) -> None:
+        """The remote job runs: the door job's time limit becomes the time waited so far plus
+        the user's limit, so that the limit counts the job's run, as in Slurm, and not its wait
+        in queues. (The job_submit shim gives the door job no limit until then; an owner may
+        lower a limit, so this works as the user.) The remote job's own limit is a little
+        longer: the door's decides, and the proxy then cancels the remote job."""
+        self.clock_set = True
+        job = self.environ.get("SLURM_JOB_ID")
+        if not job or self.limit_min is None:
+            return
+        waited = -(-int(time.monotonic() - self.started) // 60)
+        subprocess.run(["scontrol", "update", f"jobid={job}", f"TimeLimit={waited + self.limit_min}"],
+                       capture_output=True, timeout=30, check=False)  # fmt: skip
 
     def read_user_comment(self) -> str:
         """The comment the user gave (sbatch --comment), "" when none: the shim marks a job
@@ -222,6 +239,8 @@ class Proxy:
             job: pb.JobInfo = self.retrying(
                 "state", lambda: self.client.federation.GetJob(pb.GetJobRequest(job_id=self.job_id))
             )
+            if job.state == "RUNNING" and not self.clock_set:
+                self.start_the_clock()
             where = f" on {job.pool} (job {job.remote_id})" if job.remote_id else ""
             state = f"sfed {job.id}: {job.state}{where}"
             if state != last:
@@ -256,6 +275,7 @@ class Proxy:
     def run(self, wrapper: Wrapper) -> int:
         self.user_comment = self.read_user_comment()
         spec = build_spec(wrapper, self.environ, os.getcwd())
+        self.limit_min = wrapper.number("time_limit_min")
         spec.separate_error = self.own_job_splits_streams()
         request = pb.SubmitJobRequest(spec=spec, client_key=client_key(self.environ))
         try:
