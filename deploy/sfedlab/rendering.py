@@ -36,6 +36,8 @@ def render_cluster(
     s = c.spec
     node_range = _hostlist(s.node_prefix, s.nodes)
     gpu_files = str(c.dev / ("gpu0" if s.gpus_per_node == 1 else f"gpu[0-{s.gpus_per_node - 1}]"))
+    typed = f"{s.gpu_type}:" if s.gpu_type else ""  # Gres=gpu:a100:4 with Type=a100 in gres.conf
+    gres_type = f" Type={s.gpu_type}" if s.gpu_type else ""
     values: dict[str, Any] = {
         "cluster": s.name,
         "first_job_id": first_job_id,
@@ -49,14 +51,15 @@ def render_cluster(
         "port_range": _range(s.node_port_base, s.nodes),
         "cpus": s.cpus_per_node,
         "mem_mb": s.mem_mb_per_node,
-        "gres": f"Gres=gpu:{s.gpus_per_node}" if s.gpus_per_node else "",
+        "gres": f"Gres=gpu:{typed}{s.gpus_per_node}" if s.gpus_per_node else "",
+        "features": f"Features={','.join(s.features)}" if s.features else "",
         "gpus": s.gpus_per_node,
         "partition": s.partition,
         # A door's default partition is its local one (door.conf.in).
         "partition_default": "NO" if s.is_door else "YES",
         "local_partition": s.local_partition,
         "gres_lines": (
-            f"NodeName={node_range} Name=gpu File={gpu_files}" if s.gpus_per_node else ""
+            f"NodeName={node_range} Name=gpu{gres_type} File={gpu_files}" if s.gpus_per_node else ""
         ),
         **(extra or {}),
     }

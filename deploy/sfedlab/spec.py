@@ -8,6 +8,8 @@ from typing import Literal
 
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,30}$")
 _PARTITION = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+_GPU_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")  # a Slurm gres type, e.g. a100
+_FEATURE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")  # a node feature, e.g. ib
 
 Role = Literal["pool", "door"]
 
@@ -19,7 +21,8 @@ class ClusterSpec:
     A "pool" runs the federation's jobs in `partition`. A "door" is the front door: its nodes
     are proxy nodes (no GPUs), `partition` is the federated virtual partition whose jobs the
     job_submit Lua plugin turns into proxy jobs, and `local_partition` (the default) takes
-    ordinary jobs on the same nodes.
+    ordinary jobs on the same nodes. A pool's GPUs may have a type (gres `gpu:<type>:N`), and
+    its nodes features (slurm.conf `Features=`), which `--gres=gpu:<type>:N` and `-C` ask for.
     """
 
     name: str
@@ -32,6 +35,8 @@ class ClusterSpec:
     partition: str = "gpu"
     role: Role = "pool"
     local_partition: str = "local"  # door only
+    gpu_type: str = ""  # "" = untyped GPUs
+    features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -48,6 +53,15 @@ class ClusterSpec:
                 raise ValueError(f"door {self.name}: proxy nodes have no GPUs")
             if self.local_partition == self.partition:
                 raise ValueError(f"door {self.name}: local_partition must differ from partition")
+        if self.gpu_type and (not self.gpus_per_node or not _GPU_TYPE.match(self.gpu_type)):
+            raise ValueError(
+                f"cluster {self.name}: a GPU type needs GPUs and must match {_GPU_TYPE.pattern}"
+            )
+        for feature in self.features:
+            if not _FEATURE.match(feature):
+                raise ValueError(
+                    f"cluster {self.name}: feature {feature!r} must match {_FEATURE.pattern}"
+                )
         if self.nodes < 1:
             raise ValueError(f"cluster {self.name}: nodes must be >= 1")
         if self.gpus_per_node < 0 or self.cpus_per_node < 1 or self.mem_mb_per_node < 1:
@@ -101,6 +115,8 @@ LAB_CLUSTERS: tuple[ClusterSpec, ...] = (
         mem_mb_per_node=64000,
         ctld_port=17817,
         node_port_base=17900,
+        gpu_type="a100",
+        features=("a100",),
     ),
     ClusterSpec(
         name="beta",
@@ -110,6 +126,8 @@ LAB_CLUSTERS: tuple[ClusterSpec, ...] = (
         mem_mb_per_node=64000,
         ctld_port=17818,
         node_port_base=17910,
+        gpu_type="h100",
+        features=("h100", "ib"),
     ),
     # The front door: `sbatch -p fed` there becomes a 1-CPU proxy job. Memory covers the
     # default 4000 MB per CPU of every CPU, so CPUs, not memory, bound the proxy jobs.

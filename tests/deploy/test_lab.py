@@ -64,7 +64,8 @@ def test_every_node_registered_with_its_gpus(lab: Lab) -> None:
         assert all(s in {"idle", "mix", "alloc"} for s in states.values()), states
         for node in spec.node_names:
             shown = slurm(lab, spec.name, "scontrol", "show", "node", node)
-            gres = f"gpu:{spec.gpus_per_node}" if spec.gpus_per_node else "(null)"
+            typed = f"{spec.gpu_type}:" if spec.gpu_type else ""  # gpu:a100:4 on alpha
+            gres = f"gpu:{typed}{spec.gpus_per_node}" if spec.gpus_per_node else "(null)"
             assert f"Gres={gres}\n" in shown
 
 

@@ -131,6 +131,15 @@ def test_gres_type(gres: str | None, gpu_type: str) -> None:
 # -- nodes -----------------------------------------------------------------------------------
 
 
+def test_nodes_of_the_captured_typed_cluster() -> None:
+    """Lab beta with typed GPUs (gpu:h100:8) and features h100,ib, a job of 3 on beta-n2."""
+    nodes = parse.load_json(fixture_text("lab-beta-sinfo-typed-busy.json"), "nodes")
+    snapshots = parse.nodes_of_partition(nodes, "gpu")
+    assert {(n.gpu_type, n.features) for n in snapshots} == {("h100", ("h100", "ib"))}
+    busy = {n.name: n for n in snapshots}["beta-n2"]
+    assert (busy.gpus_total, busy.gpus_free, busy.cpus_free, busy.mem_free_mb) == (8, 5, 14, 63000)
+
+
 def test_node_gpu_type_and_features() -> None:
     """Typed GRES gives the node's GPU type; active features its features, sorted."""
     node = parse.node_from_json(
