@@ -61,10 +61,10 @@ def test_unreachable_daemon_is_one_line(tmp_path: Path) -> None:
 def test_unsupported_sbatch_option_is_named(daemon: Daemon, tmp_path: Path) -> None:
     """An sbatch option the federation does not support is refused by name, nothing submitted."""
     script = write_script(tmp_path, "s.sh", "true\n")
-    result = daemon.run("submit", "--constraint=a100", str(script), check=False)
+    result = daemon.run("submit", "--licenses=matlab", str(script), check=False)
     assert (
         result.returncode == 2
-        and "unsupported sbatch option '--constraint=a100'" in one_line_error(result)
+        and "unsupported sbatch option '--licenses=matlab'" in one_line_error(result)
     )
 
 
