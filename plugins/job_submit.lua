@@ -770,7 +770,15 @@ local function convert(job_desc, script, r)
   return slurm.SUCCESS
 end
 
-local function submit_fed(job_desc, submit_uid)
+-- The door job's time limit until its remote job runs: the longest the fed partition allows.
+-- sfed-proxy then lowers it to the time waited plus the user's limit, so that the limit counts
+-- the job's run and not its wait in the federation's and the pools' queues.
+local function waiting_time_limit(part_list)
+  local part = type(part_list) == "table" and part_list[CONFIG.fed_partition] or nil
+  return part and u32(part.max_time) or INFINITE
+end
+
+local function submit_fed(job_desc, submit_uid, part_list)
   local script = job_desc.script
   if script == nil then
     return reject("sfed: the " .. CONFIG.fed_partition
@@ -805,7 +813,11 @@ local function submit_fed(job_desc, submit_uid)
       return reject(msg)
     end
   end
-  return convert(job_desc, script, r)
+  local rc = convert(job_desc, script, r)
+  if rc == slurm.SUCCESS and r.time_limit_min then
+    job_desc.time_limit = waiting_time_limit(part_list)
+  end
+  return rc
 end
 
 ------------------------------------------------------------------------------------------
@@ -824,7 +836,7 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
   if mixed then
     return reject(mixed)
   end
-  local ok2, rc = pcall(submit_fed, job_desc, submit_uid)
+  local ok2, rc = pcall(submit_fed, job_desc, submit_uid, part_list)
   if ok2 then
     return rc
   end

@@ -148,7 +148,7 @@ end
 local function new_part_list(parts)
   local list = {}
   for name, p in pairs(parts or {}) do
-    list[name] = { name = name, flag_default = p.flag_default or 0 }
+    list[name] = { name = name, flag_default = p.flag_default or 0, max_time = p.max_time }
   end
   return list
 end

@@ -300,12 +300,13 @@ def test_proxy_drops_the_constraint(typed: Shim) -> None:
 
 
 def test_proxy_keeps_user_settings(shim: Shim) -> None:
-    """Time limit, output files, work dir, name, array, dependency and requeue stay as given."""
+    """Output files, work dir, name, array, dependency and requeue stay as given (the time
+    limit waits at the partition's longest: test_time_limit_waits_at_...)."""
     args = "-p fed -N 2 -t 60 -o out-%j.txt -e err-%j.txt -J train --array=1-3 --dependency=afterok:7 --requeue"
     job = batch_job(args)
     call = shim.submit(job)
     assert call.rc == 0
-    kept = ["time_limit", "std_out", "std_err", "work_dir", "name", "array_inx", "dependency", "requeue", "partition"]  # fmt: skip
+    kept = ["std_out", "std_err", "work_dir", "name", "array_inx", "dependency", "requeue", "partition"]  # fmt: skip
     assert {k: call.fields[k] for k in kept} == {k: job[k] for k in kept}
     assert not set(dict(call.writes)) & set(kept)
 
@@ -942,3 +943,28 @@ def test_shim_refuses_what_sfedd_refuses(tmp_path: Path, args: str, fields: dict
     call = shim.submit(batch_job(f"-p fed {args}"))
     refused = never_fits(jobs.request(**fields), MIXED_POOLS, Policy())
     assert (call.rc == 0, call.user == []) == (refused is None, refused is None)
+
+
+@pytest.mark.parametrize(
+    ("parts", "limit"),
+    [
+        ({"fed": {"flag_default": 0}}, INFINITE),
+        ({"fed": {"flag_default": 0, "max_time": 4320}}, 4320),
+    ],
+    ids=["unlimited-partition", "partition-max"],
+)
+def test_time_limit_waits_at_the_partition_s_longest(
+    shim: Shim, parts: dict[str, dict[str, int]], limit: int
+) -> None:
+    """A fed job's own limit travels in the request; the door job gets the longest the fed
+    partition allows until the proxy starts its clock (when the remote job runs)."""
+    call = shim.submit(batch_job("-p fed -t 90"), part_list=parts)
+    assert call.rc == 0 and call.script is not None
+    assert request_fields(call.script)["time_limit_min"] == "90"
+    assert call.fields["time_limit"] == limit
+
+
+def test_no_time_limit_is_left_as_it_is(shim: Shim) -> None:
+    """A fed job without --time keeps the partition's default, as before."""
+    call = shim.submit(batch_job("-p fed"))
+    assert ("time_limit", INFINITE) not in call.writes
