@@ -123,8 +123,8 @@ class Pool(Protocol):
         pool). The bytes are returned exactly as stored (binary, NUL, not UTF-8). Fewer than
         `limit` bytes come back when the file ends sooner (it may still be growing) or when
         `limit` exceeds what the adapter reads per call: the caller asks again from
-        `offset + len(result)`. b"" when the file does not exist yet or has no bytes past
-        `offset` (a job that has not started has no output file yet): NOT an error.
+        `offset + len(result)`. b"" when the file does not exist yet or ends at `offset` (a job
+        that has not started has no output file yet): NOT an error.
         Raises PoolUnreachable when the pool does not answer; PoolError for a path that is not
         absolute or an offset/limit < 0, and when the pool answers that the file cannot be
         read (permission denied, a directory); OutputRestarted when the file is now shorter

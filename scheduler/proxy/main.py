@@ -180,7 +180,9 @@ class Proxy:
         job = self.environ.get("SLURM_JOB_ID")
         if not job or self.limit_min is None:
             return
-        waited = -(-int(time.monotonic() - self.started) // 60)
+        # Whole minutes waited, rounded down: the door's limit then ends at most the user's
+        # limit after the remote start, before the remote job's own (a minute longer).
+        waited = int(time.monotonic() - self.started) // 60
         subprocess.run(["scontrol", "update", f"jobid={job}", f"TimeLimit={waited + self.limit_min}"],
                        capture_output=True, timeout=30, check=False)  # fmt: skip
 

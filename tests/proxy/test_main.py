@@ -61,7 +61,7 @@ def test_the_clock_starts_when_the_remote_job_runs(
     proxy.limit_min = 60
     proxy.started -= 150  # waited two and a half minutes in the federation's queues
     proxy.start_the_clock()
-    assert record.read_text() == "update jobid=41 TimeLimit=63\n"
+    assert record.read_text() == "update jobid=41 TimeLimit=62\n"
 
 
 def test_no_limit_no_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -309,6 +309,8 @@ class SlurmPool:
         text = result.stderr_text().strip()
         if parse.dd_nothing_to_read(text):
             self._log.debug("slurm.read_output", path=path, offset=offset, size=0, error=text)
+            if offset > 0:
+                await self._check_not_restarted(path, offset)
             return b""
         last = text.splitlines()[-1] if text else f"exit status {result.returncode}"
         if result.returncode in (126, 127):  # the remote shell could not run dd

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from scheduler.domain import AttemptState, RemoteJob, RemoteSubmission, RemoteTag
-from scheduler.pools.base import PoolError, PoolUnreachable
+from scheduler.pools.base import OutputRestarted, PoolError, PoolUnreachable
 from scheduler.pools.slurm import LocalTransport, SlurmPool, SSHTransport, Transport
 from tests.fixtures import submissions
 from tests.fixtures.polling import wait_state
@@ -309,11 +309,11 @@ def test_metacharacters_arrive_verbatim(
     value = "v; touch /tmp/pwned3 `touch /tmp/pwned3` $(touch /tmp/pwned3) 'q' \"dq\""
     sub = submission(
         workdir,
-        b'#!/bin/bash\nprintf "%s" "$SFED_TEST_VALUE" > value.txt\n',
+        b'#!/bin/bash\nprintf "%s" "$TEST_VALUE" > value.txt\n',
         job_name=name,
         chdir=str(chdir),
         output=str(chdir / "out.txt"),
-        environment={"SFED_TEST_VALUE": value},
+        environment={"TEST_VALUE": value},
     )
 
     async def scenario(pool: SlurmPool) -> RemoteJob:
@@ -513,20 +513,33 @@ def test_read_output_ranges(
     ]
 
 
-def test_read_output_past_the_end_is_empty(
+def test_read_output_at_the_end_is_empty(
     make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes]
 ) -> None:
-    """An offset at or past the end of the file, even past any file the filesystem can hold
-    (20 TiB, where dd's lseek fails with EINVAL), reads as b""."""
+    """An offset at the end of the file reads as b"" (the file may still grow)."""
     path, data = random_file
 
-    async def scenario(pool: SlurmPool) -> list[bytes]:
-        return [
-            await pool.read_output(str(path), offset, MIB)
-            for offset in (len(data), len(data) + 1, 10**9, 20 * 2**40)
-        ]
+    async def scenario(pool: SlurmPool) -> bytes:
+        return await pool.read_output(str(path), len(data), MIB)
 
-    assert run(make_pool("beta"), scenario) == [b""] * 4
+    assert run(make_pool("beta"), scenario) == b""
+
+
+@pytest.mark.parametrize("past", [1, 10**9, 20 * 2**40], ids=["one", "a-gigabyte", "20-tib"])
+def test_read_output_past_the_end_says_the_file_is_shorter(
+    make_pool: Callable[..., SlurmPool], random_file: tuple[Path, bytes], past: int
+) -> None:
+    """An offset past the end of the file, even past any file the filesystem can hold
+    (20 TiB, where dd's lseek fails with EINVAL), raises OutputRestarted with the file's size:
+    a reader that had read that far sees the file started anew."""
+    path, data = random_file
+
+    async def scenario(pool: SlurmPool) -> int:
+        with pytest.raises(OutputRestarted) as info:
+            await pool.read_output(str(path), len(data) + past, MIB)
+        return info.value.size
+
+    assert run(make_pool("beta"), scenario) == len(data)
 
 
 def test_read_output_missing_file_is_empty(
