@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sfedlab import Lab
 
+from tests.e2e.door import FrontDoor
 from tests.e2e.harness import Daemon, Filler
 
 
@@ -37,3 +38,14 @@ def fresh_daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
     d = Daemon(lab, tmp_path)
     yield d
     d.stop()
+
+
+@pytest.fixture
+def door(lab: Lab, tmp_path: Path) -> Iterator[FrontDoor]:
+    """The lab's front door, run from the test's directory; its jobs are cancelled after the
+    test and none of their remote jobs may be left alive on alpha or beta."""
+    front = FrontDoor(lab, tmp_path)
+    try:
+        yield front
+    finally:
+        front.cleanup()

@@ -3,27 +3,14 @@ remote job's real state and exit code, and its start and end times."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from sfedlab import Lab
 
 from tests.deploy.helpers import door_sacct
 from tests.e2e.door import FrontDoor, field
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def door(lab: Lab, tmp_path: Path) -> Iterator[FrontDoor]:
-    """The lab's front door, run from the test's directory; its jobs are cancelled after it."""
-    front = FrontDoor(lab, tmp_path)
-    try:
-        yield front
-    finally:
-        front.cleanup()
 
 
 def ended_in_sacct(door: FrontDoor, script: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ owner), the user's comment, and nothing of sfed's in the user's output."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,6 @@ pytestmark = pytest.mark.lab
 
 PRINT_ENV = 'echo "LR=${LR-unset} SECRET=${SECRET-unset} SUBMIT=$SLURM_SUBMIT_DIR"\n'
 SECRET = "s3cr3t 'quoted' $HOME"
-
-
-@pytest.fixture
-def door(lab: Lab, tmp_path: Path) -> Iterator[FrontDoor]:
-    """The lab's front door, run from the test's directory."""
-    front = FrontDoor(lab, tmp_path)
-    try:
-        yield front
-    finally:
-        front.cleanup()
 
 
 def door_output(door: FrontDoor, tmp_path: Path, *argv: str, env: dict[str, str]) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,17 +37,6 @@ NO_POOL = "sbatch: error: sfed: no pool of the federation can ever run this job:
 EVIL_NAME = "x; touch /tmp/pwned-door"
 EVIL_COMMENT = "$(touch /tmp/pwned-door2)"
 PWNED = (Path("/tmp/pwned-door"), Path("/tmp/pwned-door2"))
-
-
-@pytest.fixture
-def door(lab: Lab, tmp_path: Path) -> Iterator[FrontDoor]:
-    """The lab's front door, run from the test's directory; its jobs are cancelled after the
-    test and none of their remote jobs may be left alive on alpha or beta."""
-    front = FrontDoor(lab, tmp_path)
-    try:
-        yield front
-    finally:
-        front.cleanup()
 
 
 def test_fed_job_runs_on_two_nodes_of_a_pool_with_its_output_at_the_door(

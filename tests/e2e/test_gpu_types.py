@@ -36,16 +36,6 @@ def pools_of(lines: list[str]) -> set[str]:
 # --- the front door ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def door(lab: Lab, tmp_path: Path) -> Iterator[FrontDoor]:
-    """The lab's front door, run from the test's directory; its jobs are cancelled after."""
-    front = FrontDoor(lab, tmp_path)
-    try:
-        yield front
-    finally:
-        front.cleanup()
-
-
 @pytest.mark.parametrize(
     ("options", "pool"),
     [
