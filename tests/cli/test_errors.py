@@ -96,6 +96,8 @@ WORDS = st.one_of(
 
 @settings(
     max_examples=int(os.environ.get("SFED_FUZZ_EXAMPLES", "200")),
+    derandomize="SFED_FUZZ_EXAMPLES" not in os.environ,  # the same examples in make test
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sfedlab import Lab
 
@@ -67,3 +72,20 @@ def door_sacct(lab: Lab, job: str, timeout: float = 30) -> dict[str, str]:
             return rows[0]
         assert time.monotonic() < deadline, f"sacct of door job {job} after {timeout}s: {rows}"
         time.sleep(0.5)
+
+
+@contextmanager
+def private_lab(prefix: str, **options: Any) -> Iterator[tuple[Lab, Path]]:
+    """A private lab with a door under a short new /tmp directory (slurmstepd puts unix sockets
+    under its spool dir) and that directory; stopped, its slurmdbd database dropped and the
+    directory removed afterwards. `options` are Lab's; a callable value is called with the
+    directory first (for files made in it)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    built = {k: v(root) if callable(v) else v for k, v in options.items()}
+    private = Lab(root / "lab", **built)
+    try:
+        yield private, root
+    finally:
+        private.down()
+        private.slurmdbd.drop_database()
+        shutil.rmtree(root, ignore_errors=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from sfedlab import LAB_DBD_PORT, TEMPLATE_DIR, ClusterPaths, ClusterSpec, Lab, LabError
 from sfedlab.slurmdbd import MariaDb, SlurmDbd, database_name
 
-from tests.deploy.helpers import door_sacct, slurm, wait_job
+from tests.deploy.helpers import door_sacct, private_lab, slurm, wait_job
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SCRIPT = REPO / "deploy" / "lab"
@@ -29,14 +27,9 @@ PRIVATE_DBD_PORT = 19832
 def private_door() -> Iterator[Lab]:
     """A private lab of one door (no sshd) with its own slurmdbd; stopped and its database
     dropped after the test."""
-    root = Path(tempfile.mkdtemp(prefix="sfa-", dir="/tmp"))  # short: slurmstepd sockets
-    private = Lab(root / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT)
-    try:
+    with private_lab("sfa-", clusters=(PRIVATE_DOOR,), ssh_port=None,
+                     dbd_port=PRIVATE_DBD_PORT) as (private, _):  # fmt: skip
         yield private
-    finally:
-        private.down()
-        private.slurmdbd.drop_database()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.lab

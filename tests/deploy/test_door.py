@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from sfedlab import LAB_CLUSTERS, ClusterSpec, Lab, LabError, render_job_submit
 from sfedlab.federation import federation_config
 
-from tests.deploy.helpers import job_field, slurm, slurm_bytes, wait_job
+from tests.deploy.helpers import job_field, private_lab, slurm, slurm_bytes, wait_job
 
 DOOR = next(c for c in LAB_CLUSTERS if c.is_door)
 # A private door for the tests that restart or reconfigure one; far from the shared lab's ports
@@ -68,20 +67,17 @@ def held_fed_job(lab: Lab, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def private_door() -> Iterator[Lab]:
     """A private lab of one door (no sshd) with TEST_PLUGIN, stopped after the test."""
-    # A short directory: slurmstepd puts unix sockets under the spool dir.
-    root = Path(tempfile.mkdtemp(prefix="sfd-", dir="/tmp"))
-    plugin = root / "job_submit.lua"
-    plugin.write_text(TEST_PLUGIN)
-    private = Lab(
-        root / "lab", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT,
+
+    def plugin(root: Path) -> Path:
+        path = root / "job_submit.lua"
+        path.write_text(TEST_PLUGIN)
+        return path
+
+    with private_lab(
+        "sfd-", clusters=(PRIVATE_DOOR,), ssh_port=None, dbd_port=PRIVATE_DBD_PORT,
         plugin_source=plugin, proxy_command=Path("/opt/sfed/bin/sfed-proxy"),
-    )  # fmt: skip
-    try:
+    ) as (private, _):  # fmt: skip
         yield private
-    finally:
-        private.down()
-        private.slurmdbd.drop_database()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.lab
