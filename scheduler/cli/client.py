@@ -223,17 +223,24 @@ class _Stub:
         streaming = name in ("WatchJob", "StreamOutput")
 
         def call(request: Any) -> Any:
+            problem: identity.IdentityError | None = None
             try:
                 credential = identity.encode_for(
                     full_name, request.SerializeToString(deterministic=True)
                 )
                 metadata = [(identity.CREDENTIAL_METADATA, credential)]
             except identity.IdentityError as exc:
-                if not self._certified:
-                    raise ClientError(f"cannot prove who you are: {exc}") from None
-                metadata = []  # the client certificate speaks for the caller
+                # A client certificate may speak for the caller; otherwise the call is still
+                # made, so that an sfedd that cannot be reached is what the user hears of.
+                problem, metadata = exc, []
             timeout = None if streaming else self._timeout
-            return method(request, timeout=timeout, metadata=metadata)
+            try:
+                return method(request, timeout=timeout, metadata=metadata)
+            except grpc.RpcError as exc:
+                refused = exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                if problem is not None and refused and not self._certified:
+                    raise ClientError(f"cannot prove who you are: {problem}") from None
+                raise
 
         return call
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler import identity
 from scheduler.cli.main import main
 
 NOWHERE = "unix:/nonexistent/sfed.sock"  # nothing to reach: argument errors come first
@@ -121,3 +122,17 @@ def test_batch_needs_a_signal(capsys: pytest.CaptureFixture[str]) -> None:
     """sfed cancel -b without -s is refused: -b says where a signal goes."""
     code, err = run(capsys, "cancel", "-b", "5")
     assert (code, err) == (2, "sfed: --batch goes with --signal\n")
+
+
+def test_without_munged_an_unreachable_sfedd_is_what_is_said(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no credential to be had, the call is still tried: sfed says it cannot reach
+    sfedd rather than blame the credential."""
+
+    def no_munged(method: str, request: bytes) -> str:
+        raise identity.IdentityError("cannot create a MUNGE credential: Socket communication error")
+
+    monkeypatch.setattr(identity, "encode_for", no_munged)
+    code, err = run(capsys, "pools")
+    assert code == 1 and err.startswith(f"sfed: cannot reach sfedd at {NOWHERE}")

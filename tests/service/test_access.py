@@ -16,6 +16,7 @@ import pytest
 from google.protobuf.message import Message
 
 from scheduler import identity
+from scheduler.cli.client import Client, ClientError
 from scheduler.domain import JobRequest
 from scheduler.loop import PoolStatus
 from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
@@ -325,3 +326,21 @@ def test_notes_are_the_owner_s(serve: Callable[..., Api], store: Store, owned: i
         ["left out of the job's environment on beta: LD_PRELOAD"],
         [],
     )
+
+
+def test_client_without_munged_says_it_cannot_prove_who_it_is(
+    serve: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI that cannot get a credential, talking to an sfedd that answers, blames the
+    credential, with munged's own words."""
+    address = serve().address
+
+    def no_munged(method: str, request: bytes) -> str:
+        raise identity.IdentityError("cannot create a MUNGE credential: Socket communication error")
+
+    monkeypatch.setattr(identity, "encode_for", no_munged)
+    with (
+        Client(address) as client,
+        pytest.raises(ClientError, match=r"cannot prove who you are: .*Socket"),
+    ):
+        client.admin.ListPools(pb.ListPoolsRequest())
