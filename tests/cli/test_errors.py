@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from scheduler import identity
 from scheduler.cli.main import main
+from tests.fixtures.credentials import no_munged
 
 NOWHERE = "unix:/nonexistent/sfed.sock"  # nothing to reach: argument errors come first
 
@@ -129,9 +130,6 @@ def test_without_munged_an_unreachable_sfedd_is_what_is_said(
 ) -> None:
     """With no credential to be had, the call is still tried: sfed says it cannot reach
     sfedd rather than blame the credential."""
-
-    def no_munged(method: str, request: bytes) -> str:
-        raise identity.IdentityError("cannot create a MUNGE credential: Socket communication error")
 
     monkeypatch.setattr(identity, "encode_for", no_munged)
     code, err = run(capsys, "pools")

@@ -23,6 +23,7 @@ from scheduler.proto_gen.sfed.v1 import sfed_pb2 as pb
 from scheduler.service import convert
 from scheduler.service.auth import METHODS
 from scheduler.store import Store
+from tests.fixtures.credentials import no_munged
 from tests.fixtures.jobs import T0
 from tests.service.certs import Certs
 from tests.service.conftest import Api, credential
@@ -334,9 +335,6 @@ def test_client_without_munged_says_it_cannot_prove_who_it_is(
     """A CLI that cannot get a credential, talking to an sfedd that answers, blames the
     credential, with munged's own words."""
     address = serve().address
-
-    def no_munged(method: str, request: bytes) -> str:
-        raise identity.IdentityError("cannot create a MUNGE credential: Socket communication error")
 
     monkeypatch.setattr(identity, "encode_for", no_munged)
     with (
