@@ -67,7 +67,6 @@ class PoolView:
     reachable: bool = True
     error: str = ""
     drained: bool = False
-    drain_reason: str = ""
     updated_at: datetime | None = None
     capacity_key: tuple[tuple[str, int, int, int], ...] = ()
 
@@ -76,12 +75,6 @@ class PoolView:
         if self.drained:
             return PoolState.DRAINED
         return PoolState.UP if self.reachable else PoolState.UNREACHABLE
-
-    @property
-    def reason(self) -> str:
-        if self.drained:
-            return self.drain_reason or "drained"
-        return self.error
 
     def status(self) -> PoolStatus:
         return PoolStatus(
@@ -521,7 +514,7 @@ class Loop:
 
     @staticmethod
     def _apply_record(view: PoolView, record: PoolRecord) -> None:
-        view.drained, view.drain_reason = record.drained, record.drain_reason
+        view.drained = record.drained
 
     async def _call(self, view: PoolView, call: Awaitable[T]) -> T:
         try:
